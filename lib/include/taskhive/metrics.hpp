@@ -1,0 +1,70 @@
+#pragma once
+// Metrics: lock-free counters, gauges and latency histograms, read as a consistent-enough snapshot.
+
+#include <array>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+
+namespace taskhive {
+
+/// Percentiles of a latency distribution, in nanoseconds. Percentiles are bucket upper bounds: within 1/16
+/// (6.25%) of the true value above 1 µs, exact below.
+struct HistogramSnapshot {
+  std::uint64_t count = 0;
+  std::chrono::nanoseconds min{0}, mean{0}, p50{0}, p90{0}, p99{0}, max{0};
+};
+
+/// A lock-free histogram of durations (log-linear buckets, 16 per power of two, like HdrHistogram with one
+/// significant digit). record() is wait-free: three relaxed atomic adds and, rarely, a CAS for min/max.
+///
+/// @code
+///   taskhive::Histogram run_time;
+///   run_time.record(std::chrono::microseconds(250));
+///   auto p99 = run_time.snapshot().p99;
+/// @endcode
+class Histogram {
+ public:
+  void record(std::chrono::nanoseconds value) noexcept;
+  HistogramSnapshot snapshot() const noexcept;
+  void reset() noexcept;
+
+  /// Bucket index for a value in nanoseconds, and the largest value a bucket holds (public for tests).
+  static std::size_t bucket_of(std::uint64_t ns) noexcept;
+  static std::uint64_t bucket_upper_bound(std::size_t bucket) noexcept;
+  static constexpr std::size_t kSubBuckets = 16;
+  static constexpr std::size_t kBuckets = 64 * kSubBuckets;
+
+ private:
+  std::array<std::atomic<std::uint64_t>, kBuckets> buckets_{};
+  std::atomic<std::uint64_t> count_{0};
+  std::atomic<std::uint64_t> sum_{0};
+  std::atomic<std::uint64_t> min_{UINT64_MAX};
+  std::atomic<std::uint64_t> max_{0};
+};
+
+/// A scheduler's numbers at one moment. Counters only grow; gauges go up and down. Each field is read
+/// atomically but not all at the same instant, so a snapshot taken under load can be off by in-flight tasks;
+/// at quiescence, submitted == succeeded + failed + cancelled + timed_out.
+struct MetricsSnapshot {
+  // Counters.
+  std::uint64_t submitted = 0;  ///< accepted tasks (rejections are counted apart)
+  std::uint64_t rejected = 0;
+  std::uint64_t succeeded = 0;
+  std::uint64_t failed = 0;
+  std::uint64_t retried = 0;  ///< retries scheduled (one task may retry several times)
+  std::uint64_t cancelled = 0;
+  std::uint64_t timed_out = 0;
+  // Gauges.
+  std::int64_t queued = 0;      ///< waiting for a worker
+  std::int64_t running = 0;     ///< inside their callable
+  std::int64_t retry_wait = 0;  ///< waiting out a backoff in the timer
+  std::int64_t in_flight = 0;   ///< accepted and not yet final
+  // Latency.
+  HistogramSnapshot queue_wait;  ///< from (re)queueing to start
+  HistogramSnapshot run_time;    ///< one attempt's run
+
+  std::uint64_t finished() const noexcept { return succeeded + failed + cancelled + timed_out; }
+};
+
+}  // namespace taskhive

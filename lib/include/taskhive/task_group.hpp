@@ -1,0 +1,40 @@
+#pragma once
+// TaskGroup: tasks that are cancelled together.
+
+#include <cstddef>
+#include <memory>
+
+namespace taskhive {
+
+namespace detail {
+struct GroupState;
+}
+
+/// A set of tasks that cancel together, like the children of one Go context.
+///
+/// @code
+///   taskhive::TaskGroup crawl;
+///   for (auto& url : urls) scheduler.submit(fetch(url), {.group = crawl});
+///   crawl.cancel();              // queued members end cancelled; running ones see cancellation_requested()
+/// @endcode
+///
+/// A value type sharing one state: copies refer to the same group. Thread-safe. A task submitted into a group
+/// that is already cancelled ends cancelled without running.
+class TaskGroup {
+ public:
+  TaskGroup();
+
+  /// Cancels every member (as TaskHandle::cancel does) and every later member. Idempotent.
+  void cancel();
+  bool cancelled() const noexcept;
+
+  /// Members not yet final.
+  std::size_t active() const;
+
+  const std::shared_ptr<detail::GroupState>& state() const noexcept { return state_; }
+
+ private:
+  std::shared_ptr<detail::GroupState> state_;
+};
+
+}  // namespace taskhive

@@ -1,0 +1,533 @@
+#include "taskhive/scheduler.hpp"
+
+#include <algorithm>
+#include <limits>
+#include <random>
+#include <thread>
+#include <vector>
+
+#include <fmt/format.h>
+
+#include "group_state.hpp"
+#include "scheduler_core.hpp"
+#include "taskhive/logging.hpp"
+#include "thread_name.hpp"
+
+namespace taskhive {
+namespace detail {
+namespace {
+
+// A drainer hands its thread back to the arena after this many tasks, so other work in the arena (flow
+// graphs share it) gets a turn; it re-enqueues itself if the queue is not empty.
+constexpr int kDrainerBatch = 256;
+
+double uniform01() {
+  thread_local std::mt19937_64 engine{std::random_device{}() ^
+                                      std::hash<std::thread::id>{}(std::this_thread::get_id())};
+  return std::uniform_real_distribution<double>(0.0, 1.0)(engine);
+}
+
+unsigned resolve_workers(unsigned requested) {
+  if (requested > 0) return requested;
+  return std::max(1u, std::thread::hardware_concurrency());
+}
+
+std::int64_t saturating_sub_mul(std::int64_t base, std::int64_t factor, std::int64_t step) {
+  std::int64_t product = 0;
+  if (__builtin_mul_overflow(factor, step, &product)) {
+    product = (factor > 0) == (step > 0) ? std::numeric_limits<std::int64_t>::max()
+                                         : std::numeric_limits<std::int64_t>::min();
+  }
+  std::int64_t result = 0;
+  if (__builtin_sub_overflow(base, product, &result)) {
+    result = product > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
+  }
+  return result;
+}
+
+}  // namespace
+
+// --- WorkerNamer -----------------------------------------------------------------------------------------------
+
+WorkerNamer::WorkerNamer(tbb::task_arena& arena, std::string prefix)
+    : tbb::task_scheduler_observer(arena), prefix_(std::move(prefix)) {
+  observe(true);
+}
+
+WorkerNamer::~WorkerNamer() { observe(false); }
+
+void WorkerNamer::on_scheduler_entry(bool is_worker) {
+  if (!is_worker) return;
+  set_current_thread_name(fmt::format("{}-w{}", prefix_, tbb::this_task_arena::current_thread_index()));
+}
+
+// --- construction and shutdown ----------------------------------------------------------------------------------
+
+SchedulerCore::SchedulerCore(SchedulerOptions options)
+    : options_(std::move(options)),
+      clock_(options_.clock ? options_.clock : Clock::steady()),
+      max_drainers_(static_cast<int>(resolve_workers(options_.workers))),
+      parallelism_(),
+      // No slots reserved for application threads: all `workers` slots go to TBB workers, which is what makes
+      // the arena's concurrency real (with the global_control below).
+      arena_(max_drainers_, 0),
+      timer_(clock_, options_.name + "-timer") {
+  options_.workers = static_cast<unsigned>(max_drainers_);
+  options_.clock = clock_;
+  // oneTBB creates hardware_concurrency - 1 workers unless told otherwise; an arena of N needs N of them.
+  const auto needed = static_cast<std::size_t>(max_drainers_) + 1;
+  if (tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism) < needed) {
+    parallelism_.emplace(tbb::global_control::max_allowed_parallelism, needed);
+  }
+  if (tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism) < needed) {
+    logger()->warn("scheduler '{}': another tbb::global_control limits oneTBB to {} threads; {} workers asked",
+                   options_.name, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism),
+                   max_drainers_);
+  }
+  arena_.initialize();
+  namer_.emplace(arena_, options_.name);
+  clock_subscription_ = clock_->subscribe([this] {
+    // Submitters waiting for room with a deadline on a manual clock re-check it when time jumps.
+    std::lock_guard lock(space_mutex_);
+    space_cv_.notify_all();
+  });
+}
+
+SchedulerCore::~SchedulerCore() {
+  shutdown(ShutdownMode::drain);
+  clock_->unsubscribe(clock_subscription_);
+  namer_.reset();
+}
+
+void SchedulerCore::shutdown(ShutdownMode mode) {
+  std::lock_guard once(shutdown_mutex_);
+  if (mode == ShutdownMode::cancel) cancelling_.store(true, std::memory_order_seq_cst);
+  accepting_.store(false, std::memory_order_seq_cst);
+  {
+    std::lock_guard lock(space_mutex_);  // wake submitters blocked on a full queue: they are rejected now
+    space_cv_.notify_all();
+  }
+  if (mode == ShutdownMode::cancel) cancel_all();
+  wait_idle();
+  if (!shut_down_) {
+    // Every task is final; drainers may still be on their way out of the arena.
+    arena_.execute([this] { drainers_group_.wait(); });
+    shut_down_ = true;
+  }
+}
+
+void SchedulerCore::wait_idle() {
+  if (in_flight_.get() == 0) return;
+  std::unique_lock lock(idle_mutex_);
+  idle_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  idle_cv_.wait(lock, [this] { return in_flight_.get() == 0; });
+  idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+}
+
+// --- submission -------------------------------------------------------------------------------------------------
+
+std::int64_t SchedulerCore::now_ns() const noexcept {
+  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->now().time_since_epoch()).count();
+}
+
+std::int64_t SchedulerCore::order_key(const TaskRecord& record, std::int64_t queued_ns) const noexcept {
+  if (options_.order == QueueOrder::strict) return -static_cast<std::int64_t>(record.priority);
+  return saturating_sub_mul(queued_ns, record.priority, options_.aging_step.count());
+}
+
+TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, bool wait,
+                                 std::optional<Clock::time_point> until) {
+  auto record = std::make_shared<TaskRecord>();
+  record->fn = std::move(fn);
+  record->name = std::move(options.name);
+  record->core = this;
+  record->owner = weak_from_this();
+  record->retry = options.retry;
+  record->priority = options.priority;
+  record->load = options.load;
+  const auto now = clock_->now();
+  record->created_ns.store(now_ns(), std::memory_order_relaxed);
+  if (options.timeout) record->deadline = now + std::chrono::duration_cast<Clock::duration>(*options.timeout);
+  if (options.deadline) record->deadline = std::min(record->deadline, *options.deadline);
+
+  // Count the task in flight before checking accepting_: shutdown() clears accepting_ and then waits for
+  // in_flight_ to reach 0, so either it sees this task or this task sees it shutting down.
+  in_flight_.add(1);
+  if (!accepting_.load(std::memory_order_seq_cst)) {
+    return reject(std::move(record), fmt::format("scheduler '{}' is shutting down and accepts no new tasks",
+                                                 options_.name));
+  }
+  if (!reserve_slot(wait, until)) {
+    if (!accepting_.load(std::memory_order_seq_cst)) {
+      return reject(std::move(record), fmt::format("scheduler '{}' is shutting down and accepts no new tasks",
+                                                   options_.name));
+    }
+    return reject(std::move(record),
+                  fmt::format("queue full: {} of {} slots in use; retry later, or raise queue_capacity",
+                              queued_.get(), options_.queue_capacity));
+  }
+  submitted_.add();
+  record->cancel_epoch = cancel_epoch_.load(std::memory_order_acquire);
+  if (options.group) {
+    record->group = options.group->state();
+    if (!record->group->join(record)) {
+      record->group.reset();
+      queued_.add(-1);
+      record->state.store(TaskState::cancelled, std::memory_order_relaxed);
+      finish(*record, TaskState::cancelled, nullptr, "its task group was cancelled before it was submitted");
+      return TaskHandle(std::move(record));
+    }
+  }
+  if (record->deadline != Clock::time_point::max()) {
+    std::weak_ptr<TaskRecord> weak = record;
+    record->deadline_timer.store(timer_.schedule_at(record->deadline, [weak] {
+      if (auto r = weak.lock()) detail::request_stop(r, StopReason::timed_out);
+    }));
+  }
+  TaskHandle handle(record);
+  push(std::move(record));
+  return handle;
+}
+
+TaskHandle SchedulerCore::reject(std::shared_ptr<TaskRecord> record, std::string reason) {
+  record->failure = std::make_unique<Failure>(Failure{std::move(reason), nullptr});
+  record->fn = nullptr;
+  record->finished_ns.store(now_ns(), std::memory_order_relaxed);
+  rejected_.add();
+  publish_final(*record, TaskState::rejected);
+  if (in_flight_.add(-1) == 0 && idle_waiters_.load(std::memory_order_seq_cst) > 0) {
+    std::lock_guard lock(idle_mutex_);
+    idle_cv_.notify_all();
+  }
+  return TaskHandle(std::move(record));
+}
+
+bool SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> until) {
+  const auto capacity = static_cast<std::int64_t>(options_.queue_capacity);
+  auto try_take = [&] {
+    auto used = queued_.value.load(std::memory_order_relaxed);
+    while (used < capacity) {
+      if (queued_.value.compare_exchange_weak(used, used + 1, std::memory_order_seq_cst)) return true;
+    }
+    return false;
+  };
+  if (try_take()) return true;
+  if (!wait) return false;
+  std::unique_lock lock(space_mutex_);
+  space_waiters_.fetch_add(1, std::memory_order_seq_cst);
+  bool taken = false;
+  while (!(taken = try_take()) && accepting_.load(std::memory_order_seq_cst)) {
+    if (!until) {
+      space_cv_.wait(lock);
+    } else {
+      if (clock_->now() >= *until) break;
+      clock_->wait_until(lock, space_cv_, *until);
+    }
+  }
+  space_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  if (taken && !accepting_.load(std::memory_order_seq_cst)) {
+    queued_.add(-1);
+    return false;
+  }
+  return taken;
+}
+
+void SchedulerCore::release_slot() noexcept {
+  queued_.add(-1);
+  if (space_waiters_.load(std::memory_order_seq_cst) > 0) {
+    std::lock_guard lock(space_mutex_);
+    space_cv_.notify_one();
+  }
+}
+
+void SchedulerCore::push(std::shared_ptr<TaskRecord> record) {
+  const auto queued = now_ns();
+  record->queued_ns.store(queued, std::memory_order_relaxed);
+  QueueEntry entry{order_key(*record, queued), sequence_.fetch_add(1, std::memory_order_relaxed),
+                   std::move(record)};
+  queue_.push(std::move(entry));
+  entries_.fetch_add(1, std::memory_order_seq_cst);
+  ensure_drainer();
+}
+
+// --- draining ---------------------------------------------------------------------------------------------------
+//
+// At most `workers` drainer jobs live in the arena; each pops and runs tasks until the queue is empty. A push
+// increments entries_ and then looks at drainers_; a drainer that found the queue empty decrements drainers_ and
+// then looks at entries_. Both are sequentially consistent, so at least one of them sees the other: a pushed task
+// is never left without a drainer. This costs one arena enqueue per burst, not per task.
+
+void SchedulerCore::ensure_drainer() noexcept {
+  auto alive = drainers_.load(std::memory_order_seq_cst);
+  while (alive < max_drainers_) {
+    if (drainers_.compare_exchange_weak(alive, alive + 1, std::memory_order_seq_cst)) {
+      arena_.enqueue(drainers_group_.defer([this] { drain(); }));
+      return;
+    }
+  }
+}
+
+void SchedulerCore::drain() noexcept {
+  int budget = kDrainerBatch;
+  for (;;) {
+    QueueEntry entry;
+    while (budget > 0 && queue_.try_pop(entry)) {
+      entries_.fetch_sub(1, std::memory_order_seq_cst);
+      dispatch(std::move(entry.record));
+      --budget;
+    }
+    if (budget == 0) {
+      // Yield the thread to other arena work, keeping this drainer's slot for the job enqueued here.
+      arena_.enqueue(drainers_group_.defer([this] { drain(); }));
+      return;
+    }
+    drainers_.fetch_sub(1, std::memory_order_seq_cst);
+    if (entries_.load(std::memory_order_seq_cst) <= 0) return;
+    auto alive = drainers_.load(std::memory_order_seq_cst);
+    do {
+      if (alive >= max_drainers_) return;  // another drainer will take it
+    } while (!drainers_.compare_exchange_weak(alive, alive + 1, std::memory_order_seq_cst));
+  }
+}
+
+void SchedulerCore::dispatch(std::shared_ptr<TaskRecord> record) noexcept {
+  if (record->state.load(std::memory_order_acquire) != TaskState::queued) return;  // cancelled while queued
+  if (deadline_passed(*record)) {
+    if (record->transition(TaskState::queued, TaskState::timed_out)) {
+      release_slot();
+      finish(*record, TaskState::timed_out, nullptr, "its deadline passed while it was queued");
+    }
+    return;
+  }
+  if (stop_requested(*record)) {
+    if (record->transition(TaskState::queued, TaskState::cancelled)) {
+      release_slot();
+      finish(*record, TaskState::cancelled, nullptr, "cancelled before it started");
+    }
+    return;
+  }
+  if (!record->transition(TaskState::queued, TaskState::running)) return;
+  release_slot();
+  run(record);
+}
+
+void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
+  const auto started = now_ns();
+  record->started_ns.store(started, std::memory_order_relaxed);
+  queue_wait_.record(std::chrono::nanoseconds(started - record->queued_ns.load(std::memory_order_relaxed)));
+  record->attempts.fetch_add(1, std::memory_order_acq_rel);
+  running_.add(1);
+  std::exception_ptr error;
+  try {
+    TaskContext context(*record);
+    record->fn(context);
+  } catch (...) {
+    error = std::current_exception();
+  }
+  run_time_.record(std::chrono::nanoseconds(now_ns() - started));
+  running_.add(-1);
+
+  if (!error) {
+    finish(*record, TaskState::succeeded);
+  } else if (deadline_passed(*record)) {
+    finish(*record, TaskState::timed_out, error);
+  } else if (stop_requested(*record)) {
+    finish(*record, TaskState::cancelled, error);
+  } else if (record->attempts.load(std::memory_order_relaxed) <= record->retry.max_retries &&
+             !cancelling_.load(std::memory_order_acquire)) {
+    schedule_retry(record, error);
+  } else {
+    finish(*record, TaskState::failed, error);
+  }
+}
+
+// --- retries ----------------------------------------------------------------------------------------------------
+
+void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record, std::exception_ptr error) noexcept {
+  const auto attempt = record->attempts.load(std::memory_order_relaxed);
+  const auto delay = record->retry.delay(attempt - 1, uniform01());
+  logger()->debug("task '{}' failed attempt {} ({}); retrying in {} ms", record->name, attempt, describe(error),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+  retried_.add();
+  retry_wait_.add(1);
+  record->state.store(TaskState::retry_wait, std::memory_order_release);
+  std::lock_guard lock(retry_mutex_);  // held across schedule so the callback finds its entry
+  const auto id = timer_.schedule_after(delay, [this, record] { on_retry_due(record); });
+  retries_[record.get()] = PendingRetry{record, id};
+}
+
+void SchedulerCore::on_retry_due(const std::shared_ptr<TaskRecord>& record) noexcept {
+  forget_retry(record.get());
+  if (!record->transition(TaskState::retry_wait, TaskState::queued)) return;  // cancelled or timed out meanwhile
+  retry_wait_.add(-1);
+  queued_.add(1);  // an accepted task coming back is never refused for capacity
+  push(record);
+}
+
+void SchedulerCore::forget_retry(TaskRecord* record) noexcept {
+  PendingRetry pending;  // released after the lock
+  std::lock_guard lock(retry_mutex_);
+  auto it = retries_.find(record);
+  if (it == retries_.end()) return;
+  pending = std::move(it->second);
+  retries_.erase(it);
+  timer_.cancel(pending.timer);
+}
+
+// --- cancellation -----------------------------------------------------------------------------------------------
+
+bool SchedulerCore::deadline_passed(const TaskRecord& record) const noexcept {
+  if (record.stop.load(std::memory_order_acquire) == StopReason::timed_out) return true;
+  return record.deadline != Clock::time_point::max() && clock_->now() >= record.deadline;
+}
+
+bool SchedulerCore::stop_requested(const TaskRecord& record) const noexcept {
+  if (record.stop.load(std::memory_order_acquire) != StopReason::none) return true;
+  if (record.group && record.group->cancelled.load(std::memory_order_acquire)) return true;
+  if (record.cancel_epoch < cancel_epoch_.load(std::memory_order_acquire)) return true;
+  return deadline_passed(record);
+}
+
+bool SchedulerCore::request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) {
+  const auto final_state = reason == StopReason::timed_out ? TaskState::timed_out : TaskState::cancelled;
+  for (;;) {
+    auto state = record->state.load(std::memory_order_acquire);
+    switch (state) {
+      case TaskState::queued:
+        if (!record->transition(TaskState::queued, final_state)) continue;
+        release_slot();  // its queue entry stays behind as a tombstone that drainers skip
+        finish(*record, final_state, nullptr,
+               reason == StopReason::timed_out ? "its deadline passed while it was queued"
+                                               : "cancelled before it started");
+        return true;
+      case TaskState::retry_wait:
+        if (!record->transition(TaskState::retry_wait, final_state)) continue;
+        forget_retry(record.get());
+        retry_wait_.add(-1);
+        finish(*record, final_state, nullptr,
+               reason == StopReason::timed_out ? "its deadline passed while it waited to retry"
+                                               : "cancelled while it waited to retry");
+        return true;
+      case TaskState::running: {
+        auto none = StopReason::none;
+        record->stop.compare_exchange_strong(none, reason, std::memory_order_acq_rel);
+        return true;
+      }
+      default:
+        return false;
+    }
+  }
+}
+
+bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) {
+  if (is_final(record->state.load(std::memory_order_acquire))) return false;
+  auto core = record->owner.lock();  // the scheduler may be ending concurrently
+  if (!core) return false;
+  return core->request_stop(record, reason);
+}
+
+void SchedulerCore::cancel_all() {
+  const auto epoch = cancel_epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
+  // Queued tasks: take everything out, cancel what was submitted before this call, put the rest back.
+  std::vector<QueueEntry> later;
+  QueueEntry entry;
+  while (queue_.try_pop(entry)) {
+    entries_.fetch_sub(1, std::memory_order_seq_cst);
+    if (entry.record->cancel_epoch < epoch) {
+      request_stop(entry.record, StopReason::cancelled);
+    } else {
+      later.push_back(std::move(entry));
+    }
+  }
+  for (auto& e : later) {
+    queue_.push(std::move(e));
+    entries_.fetch_add(1, std::memory_order_seq_cst);
+  }
+  if (!later.empty()) ensure_drainer();
+  // Retry-waiting tasks: pull them out of the timer. Running tasks see the new epoch when they poll.
+  std::vector<std::shared_ptr<TaskRecord>> waiting;
+  {
+    std::lock_guard lock(retry_mutex_);
+    for (auto& [ptr, pending] : retries_) {
+      if (pending.record->cancel_epoch < epoch) waiting.push_back(pending.record);
+    }
+  }
+  for (auto& r : waiting) request_stop(r, StopReason::cancelled);
+}
+
+// --- the end of a task ------------------------------------------------------------------------------------------
+
+void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::exception_ptr error,
+                           std::string message) noexcept {
+  if (final_state != TaskState::succeeded) {
+    if (message.empty()) message = describe(error);
+    if (final_state == TaskState::failed) {
+      logger()->debug("task '{}' failed after {} attempt(s): {}", record.name,
+                      record.attempts.load(std::memory_order_relaxed), message);
+    }
+    record.failure = std::make_unique<Failure>(Failure{std::move(message), std::move(error)});
+  }
+  if (auto timer = record.deadline_timer.exchange(0)) timer_.cancel(timer);
+  record.fn = nullptr;  // free what the callable captured as soon as it cannot run again
+  record.finished_ns.store(now_ns(), std::memory_order_relaxed);
+  switch (final_state) {
+    case TaskState::succeeded: succeeded_.add(); break;
+    case TaskState::failed: failed_.add(); break;
+    case TaskState::cancelled: cancelled_.add(); break;
+    case TaskState::timed_out: timed_out_.add(); break;
+    default: break;
+  }
+  if (record.group) record.group->leave();
+  publish_final(record, final_state);
+  // Last: once in_flight_ reaches 0 the scheduler may be destroyed, so nothing below touches `record` or more
+  // than the idle mutex and condition variable.
+  if (in_flight_.add(-1) == 0 && idle_waiters_.load(std::memory_order_seq_cst) > 0) {
+    std::lock_guard lock(idle_mutex_);
+    idle_cv_.notify_all();
+  }
+}
+
+MetricsSnapshot SchedulerCore::metrics() const {
+  MetricsSnapshot m;
+  m.submitted = submitted_.get();
+  m.rejected = rejected_.get();
+  m.succeeded = succeeded_.get();
+  m.failed = failed_.get();
+  m.retried = retried_.get();
+  m.cancelled = cancelled_.get();
+  m.timed_out = timed_out_.get();
+  m.queued = queued_.get();
+  m.running = running_.get();
+  m.retry_wait = retry_wait_.get();
+  m.in_flight = in_flight_.get();
+  m.queue_wait = queue_wait_.snapshot();
+  m.run_time = run_time_.snapshot();
+  return m;
+}
+
+}  // namespace detail
+
+// --- Scheduler: the public face -----------------------------------------------------------------------------------
+
+Scheduler::Scheduler(SchedulerOptions options)
+    : core_(std::make_shared<detail::SchedulerCore>(std::move(options))) {}
+
+Scheduler::~Scheduler() { core_->shutdown(ShutdownMode::drain); }
+
+TaskHandle Scheduler::submit_impl(TaskFunction fn, TaskOptions options, Wait wait,
+                                  std::chrono::nanoseconds timeout) {
+  std::optional<Clock::time_point> until;
+  if (wait == Wait::until_timeout) {
+    until = core_->options().clock->now() + std::chrono::duration_cast<Clock::duration>(timeout);
+  }
+  return core_->submit(std::move(fn), std::move(options), wait != Wait::never, until);
+}
+
+void Scheduler::cancel_all() { core_->cancel_all(); }
+void Scheduler::wait_idle() { core_->wait_idle(); }
+void Scheduler::shutdown(ShutdownMode mode) { core_->shutdown(mode); }
+MetricsSnapshot Scheduler::metrics() const { return core_->metrics(); }
+unsigned Scheduler::workers() const noexcept { return core_->options().workers; }
+const SchedulerOptions& Scheduler::options() const noexcept { return core_->options(); }
+
+}  // namespace taskhive

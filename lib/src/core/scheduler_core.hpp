@@ -1,0 +1,151 @@
+#pragma once
+// SchedulerCore: the machinery behind Scheduler. Kept out of the public header so the API reads as a contract.
+
+#include <atomic>
+#include <condition_variable>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <unordered_map>
+
+#include <oneapi/tbb/concurrent_priority_queue.h>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
+#include <oneapi/tbb/task_scheduler_observer.h>
+
+#include "taskhive/metrics.hpp"
+#include "taskhive/scheduler.hpp"
+#include "taskhive/timer.hpp"
+#include "task_record.hpp"
+
+namespace taskhive::detail {
+
+/// One queued task in the priority queue. `key` is the virtual start time (aging) or the negated priority
+/// (strict); `sequence` breaks ties first-come-first-served, which the heap alone does not.
+struct QueueEntry {
+  std::int64_t key = 0;
+  std::uint64_t sequence = 0;
+  std::shared_ptr<TaskRecord> record;
+};
+
+/// concurrent_priority_queue pops the "largest" element: the smallest key, then the smallest sequence.
+struct RunsLater {
+  bool operator()(const QueueEntry& a, const QueueEntry& b) const noexcept {
+    return a.key != b.key ? a.key > b.key : a.sequence > b.sequence;
+  }
+};
+
+/// Names each worker thread as it joins the arena.
+class WorkerNamer : public tbb::task_scheduler_observer {
+ public:
+  WorkerNamer(tbb::task_arena& arena, std::string prefix);
+  ~WorkerNamer() override;
+  void on_scheduler_entry(bool is_worker) override;
+
+ private:
+  std::string prefix_;
+};
+
+struct alignas(64) PaddedCounter {
+  std::atomic<std::uint64_t> value{0};
+  void add(std::uint64_t n = 1) noexcept { value.fetch_add(n, std::memory_order_relaxed); }
+  std::uint64_t get() const noexcept { return value.load(std::memory_order_relaxed); }
+};
+
+struct alignas(64) PaddedGauge {
+  std::atomic<std::int64_t> value{0};
+  std::int64_t add(std::int64_t n) noexcept { return value.fetch_add(n, std::memory_order_seq_cst) + n; }
+  std::int64_t get() const noexcept { return value.load(std::memory_order_seq_cst); }
+};
+
+class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
+ public:
+  explicit SchedulerCore(SchedulerOptions options);
+  ~SchedulerCore();
+
+  TaskHandle submit(TaskRecord::Function fn, TaskOptions options, bool wait, std::optional<Clock::time_point> until);
+  void cancel_all();
+  void wait_idle();
+  void shutdown(ShutdownMode mode);
+  MetricsSnapshot metrics() const;
+
+  /// Ends a queued or retry-waiting task (this thread won its transition); asks a running one to stop.
+  bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason);
+
+  bool stop_requested(const TaskRecord& record) const noexcept;
+  bool deadline_passed(const TaskRecord& record) const noexcept;
+
+  const SchedulerOptions& options() const noexcept { return options_; }
+
+ private:
+  std::int64_t now_ns() const noexcept;
+  std::int64_t order_key(const TaskRecord& record, std::int64_t queued_ns) const noexcept;
+
+  bool reserve_slot(bool wait, std::optional<Clock::time_point> until);
+  void release_slot() noexcept;
+  void push(std::shared_ptr<TaskRecord> record);
+  void ensure_drainer() noexcept;
+  void drain() noexcept;
+  void dispatch(std::shared_ptr<TaskRecord> record) noexcept;
+  void run(const std::shared_ptr<TaskRecord>& record) noexcept;
+  void schedule_retry(const std::shared_ptr<TaskRecord>& record, std::exception_ptr error) noexcept;
+  void on_retry_due(const std::shared_ptr<TaskRecord>& record) noexcept;
+  void forget_retry(TaskRecord* record) noexcept;
+  void finish(TaskRecord& record, TaskState final_state, std::exception_ptr error = nullptr,
+              std::string message = {}) noexcept;
+  TaskHandle reject(std::shared_ptr<TaskRecord> record, std::string reason);
+
+  SchedulerOptions options_;
+  std::shared_ptr<Clock> clock_;
+  int max_drainers_;
+
+  // Declared in construction order: the parallelism control must exist before the arena starts.
+  std::optional<tbb::global_control> parallelism_;
+  tbb::task_arena arena_;
+  std::optional<WorkerNamer> namer_;
+  tbb::task_group drainers_group_;
+  Timer timer_;
+  Clock::SubscriptionId clock_subscription_ = 0;
+
+  tbb::concurrent_priority_queue<QueueEntry, RunsLater> queue_;
+  std::atomic<std::uint64_t> sequence_{0};
+  alignas(64) std::atomic<std::int64_t> entries_{0};  // in queue_, tombstones of cancelled tasks included
+  alignas(64) std::atomic<int> drainers_{0};           // drainer jobs alive in the arena
+  std::atomic<std::uint64_t> cancel_epoch_{0};
+  std::atomic<bool> accepting_{true};
+  std::atomic<bool> cancelling_{false};  // shutdown(cancel): failures are final, no retries
+
+  // Gauges (queued_ doubles as the capacity counter).
+  PaddedGauge queued_, running_, retry_wait_, in_flight_;
+  // Counters.
+  PaddedCounter submitted_, rejected_, succeeded_, failed_, retried_, cancelled_, timed_out_;
+  Histogram queue_wait_, run_time_;
+
+  // Submitters waiting for queue room.
+  std::mutex space_mutex_;
+  std::condition_variable space_cv_;
+  std::atomic<int> space_waiters_{0};
+
+  // wait_idle() and shutdown() waiting for in_flight_ == 0.
+  std::mutex idle_mutex_;
+  std::condition_variable idle_cv_;
+  std::atomic<int> idle_waiters_{0};
+
+  // Tasks in retry_wait, so cancel_all() and cancel() can pull them out of the timer.
+  struct PendingRetry {
+    std::shared_ptr<TaskRecord> record;
+    TimerId timer = 0;
+  };
+  std::mutex retry_mutex_;
+  std::unordered_map<TaskRecord*, PendingRetry> retries_;  // guarded by retry_mutex_
+
+  std::mutex shutdown_mutex_;
+  bool shut_down_ = false;  // guarded by shutdown_mutex_
+};
+
+/// TaskHandle::cancel and TaskGroup::cancel: touches the scheduler only if the task is not yet final.
+bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason);
+
+}  // namespace taskhive::detail
