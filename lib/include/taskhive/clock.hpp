@@ -32,8 +32,8 @@ class Clock {
 
   virtual time_point now() const noexcept = 0;
 
-  /// Blocks on `cv` (whose mutex `lock` holds) until notified or until `deadline` on this clock may have come.
-  /// Spurious returns are allowed: callers re-check their condition, as with any condition variable.
+  /// Blocks on `cv` (whose mutex `lock` holds) until notified or until `deadline` on this clock may have
+  /// come. Spurious returns are allowed: callers re-check their condition, as with any condition variable.
   virtual void wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
                           time_point deadline) const = 0;
 
@@ -71,7 +71,9 @@ class ManualClock final : public Clock {
   /// Starts at an arbitrary, non-zero point so that "time_point{}" is never mistaken for now.
   ManualClock();
 
-  time_point now() const noexcept override { return time_point(duration(now_.load(std::memory_order_acquire))); }
+  time_point now() const noexcept override {
+    return time_point(duration(now_.load(std::memory_order_acquire)));
+  }
   void wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
                   time_point deadline) const override;
   SubscriptionId subscribe(std::function<void()> on_jump) override;

@@ -1,5 +1,6 @@
 #pragma once
-// The library's logger. taskhive never writes to stdout; it logs through spdlog on the logger named "taskhive".
+// The library's logger. taskhive never writes to stdout; it logs through spdlog on the logger named
+// "taskhive".
 
 #include <memory>
 

@@ -66,8 +66,8 @@ struct SchedulerOptions {
 ///
 /// Guarantees: every method is thread-safe. Every accepted task reaches exactly one final state, so at
 /// quiescence submitted == succeeded + failed + cancelled + timed_out (rejections are counted apart). An
-/// exception of any type thrown by a task is caught and recorded; none reaches oneTBB. Workers never sleep on a
-/// retry: backoffs wait in one timer thread. The destructor drains.
+/// exception of any type thrown by a task is caught and recorded; none reaches oneTBB. Workers never sleep on
+/// a retry: backoffs wait in one timer thread. The destructor drains.
 ///
 /// Tasks must not block waiting on other tasks of the same scheduler (as with any fixed-size pool, that can
 /// deadlock once every worker waits).
@@ -98,8 +98,8 @@ class Scheduler {
     return submit_impl(wrap(std::forward<F>(fn)), std::move(options), Wait::until_timeout, timeout);
   }
 
-  /// Cancels every task accepted so far: queued and retry-waiting ones end cancelled, running ones are asked to
-  /// stop. Tasks submitted afterwards are unaffected.
+  /// Cancels every task accepted so far: queued and retry-waiting ones end cancelled, running ones are asked
+  /// to stop. Tasks submitted afterwards are unaffected.
   void cancel_all();
 
   /// Blocks until no accepted task is in flight (it does not stop new submissions).

@@ -23,21 +23,23 @@ struct TaskRecord;
 
 /// Where a task is in its life. The last five are final: a task reaches exactly one of them, once.
 enum class TaskState : std::uint8_t {
-  queued,       ///< accepted, waiting for a worker
-  running,      ///< a worker is running the callable
-  retry_wait,   ///< failed, waiting out its backoff in the timer before it is queued again
-  succeeded,    ///< the callable returned
-  failed,       ///< the callable threw on its last allowed attempt
-  cancelled,    ///< cancelled before it ran, or threw after cancellation was requested
-  timed_out,    ///< its deadline passed while queued, or it threw after its deadline passed
-  rejected,     ///< never accepted: the queue was full or the scheduler was shutting down
+  queued,      ///< accepted, waiting for a worker
+  running,     ///< a worker is running the callable
+  retry_wait,  ///< failed, waiting out its backoff in the timer before it is queued again
+  succeeded,   ///< the callable returned
+  failed,      ///< the callable threw on its last allowed attempt
+  cancelled,   ///< cancelled before it ran, or threw after cancellation was requested
+  timed_out,   ///< its deadline passed while queued, or it threw after its deadline passed
+  rejected,    ///< never accepted: the queue was full or the scheduler was shutting down
 };
 
 /// "queued", "running", ... as written in logs and metrics.
 std::string_view to_string(TaskState state) noexcept;
 
 /// True for succeeded, failed, cancelled, timed_out and rejected.
-constexpr bool is_final(TaskState state) noexcept { return state >= TaskState::succeeded; }
+constexpr bool is_final(TaskState state) noexcept {
+  return state >= TaskState::succeeded;
+}
 
 /// How a task is scheduled. Every field has a sensible default, so designated initializers read well:
 ///
@@ -46,16 +48,16 @@ constexpr bool is_final(TaskState state) noexcept { return state >= TaskState::s
 /// @endcode
 struct TaskOptions {
   /// Shown in logs and errors; need not be unique.
-  std::string name;
+  std::string name{};
   /// Higher runs first. Under the aging order a lower priority waits longer but never forever.
   int priority = 0;
   RetryPolicy retry{};
   /// Measured from submission; ends the task as timed_out when it passes. Covers queueing, retries and runs.
-  std::optional<std::chrono::nanoseconds> timeout;
+  std::optional<std::chrono::nanoseconds> timeout{};
   /// An absolute deadline on the scheduler's clock; the earlier of this and `timeout` applies.
-  std::optional<Clock::time_point> deadline;
+  std::optional<Clock::time_point> deadline{};
   /// Tasks in one group are cancelled together with TaskGroup::cancel().
-  std::optional<TaskGroup> group;
+  std::optional<TaskGroup> group{};
   /// The task's weight for admission control (backpressure); 1 unless some tasks are heavier than others.
   std::uint32_t load = 1;
 };
@@ -125,7 +127,8 @@ class TaskHandle {
   bool wait_for(std::chrono::nanoseconds timeout) const;
 
   /// A queued or retry-waiting task ends cancelled without running again, and frees its queue slot. A running
-  /// task is asked to stop (TaskContext::cancellation_requested()). Returns false if the task was already final.
+  /// task is asked to stop (TaskContext::cancellation_requested()). Returns false if the task was already
+  /// final.
   bool cancel() const;
 
   /// Why the task did not succeed, written for a person ("" while it has not failed). For failed tasks the

@@ -7,7 +7,7 @@ namespace taskhive {
 
 std::size_t Histogram::bucket_of(std::uint64_t ns) noexcept {
   if (ns < kSubBuckets) return static_cast<std::size_t>(ns);  // exact below 16 ns
-  const int msb = 63 - std::countl_zero(ns);                   // >= 4
+  const int msb = 63 - std::countl_zero(ns);                  // >= 4
   const int shift = msb - 4;
   const auto sub = static_cast<std::size_t>((ns >> shift) & (kSubBuckets - 1));
   return static_cast<std::size_t>(msb - 3) * kSubBuckets + sub;

@@ -40,28 +40,33 @@ std::int64_t saturating_sub_mul(std::int64_t base, std::int64_t factor, std::int
   }
   std::int64_t result = 0;
   if (__builtin_sub_overflow(base, product, &result)) {
-    result = product > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
+    result =
+        product > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
   }
   return result;
 }
 
 }  // namespace
 
-// --- WorkerNamer -----------------------------------------------------------------------------------------------
+// --- WorkerNamer
+// -----------------------------------------------------------------------------------------------
 
 WorkerNamer::WorkerNamer(tbb::task_arena& arena, std::string prefix)
     : tbb::task_scheduler_observer(arena), prefix_(std::move(prefix)) {
   observe(true);
 }
 
-WorkerNamer::~WorkerNamer() { observe(false); }
+WorkerNamer::~WorkerNamer() {
+  observe(false);
+}
 
 void WorkerNamer::on_scheduler_entry(bool is_worker) {
   if (!is_worker) return;
   set_current_thread_name(fmt::format("{}-w{}", prefix_, tbb::this_task_arena::current_thread_index()));
 }
 
-// --- construction and shutdown ----------------------------------------------------------------------------------
+// --- construction and shutdown
+// ----------------------------------------------------------------------------------
 
 SchedulerCore::SchedulerCore(SchedulerOptions options)
     : options_(std::move(options)),
@@ -80,9 +85,10 @@ SchedulerCore::SchedulerCore(SchedulerOptions options)
     parallelism_.emplace(tbb::global_control::max_allowed_parallelism, needed);
   }
   if (tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism) < needed) {
-    logger()->warn("scheduler '{}': another tbb::global_control limits oneTBB to {} threads; {} workers asked",
-                   options_.name, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism),
-                   max_drainers_);
+    logger()->warn(
+        "scheduler '{}': another tbb::global_control limits oneTBB to {} threads; {} workers asked",
+        options_.name, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism),
+        max_drainers_);
   }
   arena_.initialize();
   namer_.emplace(arena_, options_.name);
@@ -124,7 +130,8 @@ void SchedulerCore::wait_idle() {
   idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-// --- submission -------------------------------------------------------------------------------------------------
+// --- submission
+// -------------------------------------------------------------------------------------------------
 
 std::int64_t SchedulerCore::now_ns() const noexcept {
   return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->now().time_since_epoch()).count();
@@ -154,13 +161,13 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   // in_flight_ to reach 0, so either it sees this task or this task sees it shutting down.
   in_flight_.add(1);
   if (!accepting_.load(std::memory_order_seq_cst)) {
-    return reject(std::move(record), fmt::format("scheduler '{}' is shutting down and accepts no new tasks",
-                                                 options_.name));
+    return reject(std::move(record),
+                  fmt::format("scheduler '{}' is shutting down and accepts no new tasks", options_.name));
   }
   if (!reserve_slot(wait, until)) {
     if (!accepting_.load(std::memory_order_seq_cst)) {
-      return reject(std::move(record), fmt::format("scheduler '{}' is shutting down and accepts no new tasks",
-                                                   options_.name));
+      return reject(std::move(record),
+                    fmt::format("scheduler '{}' is shutting down and accepts no new tasks", options_.name));
     }
     return reject(std::move(record),
                   fmt::format("queue full: {} of {} slots in use; retry later, or raise queue_capacity",
@@ -250,12 +257,13 @@ void SchedulerCore::push(std::shared_ptr<TaskRecord> record) {
   ensure_drainer();
 }
 
-// --- draining ---------------------------------------------------------------------------------------------------
+// --- draining
+// ---------------------------------------------------------------------------------------------------
 //
 // At most `workers` drainer jobs live in the arena; each pops and runs tasks until the queue is empty. A push
-// increments entries_ and then looks at drainers_; a drainer that found the queue empty decrements drainers_ and
-// then looks at entries_. Both are sequentially consistent, so at least one of them sees the other: a pushed task
-// is never left without a drainer. This costs one arena enqueue per burst, not per task.
+// increments entries_ and then looks at drainers_; a drainer that found the queue empty decrements drainers_
+// and then looks at entries_. Both are sequentially consistent, so at least one of them sees the other: a
+// pushed task is never left without a drainer. This costs one arena enqueue per burst, not per task.
 
 void SchedulerCore::ensure_drainer() noexcept {
   auto alive = drainers_.load(std::memory_order_seq_cst);
@@ -341,13 +349,15 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
   }
 }
 
-// --- retries ----------------------------------------------------------------------------------------------------
+// --- retries
+// ----------------------------------------------------------------------------------------------------
 
-void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record, std::exception_ptr error) noexcept {
+void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
+                                   std::exception_ptr error) noexcept {
   const auto attempt = record->attempts.load(std::memory_order_relaxed);
   const auto delay = record->retry.delay(attempt - 1, uniform01());
-  logger()->debug("task '{}' failed attempt {} ({}); retrying in {} ms", record->name, attempt, describe(error),
-                  std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+  logger()->debug("task '{}' failed attempt {} ({}); retrying in {} ms", record->name, attempt,
+                  describe(error), std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
   retried_.add();
   retry_wait_.add(1);
   record->state.store(TaskState::retry_wait, std::memory_order_release);
@@ -358,7 +368,8 @@ void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record, st
 
 void SchedulerCore::on_retry_due(const std::shared_ptr<TaskRecord>& record) noexcept {
   forget_retry(record.get());
-  if (!record->transition(TaskState::retry_wait, TaskState::queued)) return;  // cancelled or timed out meanwhile
+  if (!record->transition(TaskState::retry_wait, TaskState::queued))
+    return;  // cancelled or timed out meanwhile
   retry_wait_.add(-1);
   queued_.add(1);  // an accepted task coming back is never refused for capacity
   push(record);
@@ -374,7 +385,8 @@ void SchedulerCore::forget_retry(TaskRecord* record) noexcept {
   timer_.cancel(pending.timer);
 }
 
-// --- cancellation -----------------------------------------------------------------------------------------------
+// --- cancellation
+// -----------------------------------------------------------------------------------------------
 
 bool SchedulerCore::deadline_passed(const TaskRecord& record) const noexcept {
   if (record.stop.load(std::memory_order_acquire) == StopReason::timed_out) return true;
@@ -455,7 +467,8 @@ void SchedulerCore::cancel_all() {
   for (auto& r : waiting) request_stop(r, StopReason::cancelled);
 }
 
-// --- the end of a task ------------------------------------------------------------------------------------------
+// --- the end of a task
+// ------------------------------------------------------------------------------------------
 
 void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::exception_ptr error,
                            std::string message) noexcept {
@@ -471,11 +484,20 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   record.fn = nullptr;  // free what the callable captured as soon as it cannot run again
   record.finished_ns.store(now_ns(), std::memory_order_relaxed);
   switch (final_state) {
-    case TaskState::succeeded: succeeded_.add(); break;
-    case TaskState::failed: failed_.add(); break;
-    case TaskState::cancelled: cancelled_.add(); break;
-    case TaskState::timed_out: timed_out_.add(); break;
-    default: break;
+    case TaskState::succeeded:
+      succeeded_.add();
+      break;
+    case TaskState::failed:
+      failed_.add();
+      break;
+    case TaskState::cancelled:
+      cancelled_.add();
+      break;
+    case TaskState::timed_out:
+      timed_out_.add();
+      break;
+    default:
+      break;
   }
   if (record.group) record.group->leave();
   publish_final(record, final_state);
@@ -507,12 +529,15 @@ MetricsSnapshot SchedulerCore::metrics() const {
 
 }  // namespace detail
 
-// --- Scheduler: the public face -----------------------------------------------------------------------------------
+// --- Scheduler: the public face
+// -----------------------------------------------------------------------------------
 
 Scheduler::Scheduler(SchedulerOptions options)
     : core_(std::make_shared<detail::SchedulerCore>(std::move(options))) {}
 
-Scheduler::~Scheduler() { core_->shutdown(ShutdownMode::drain); }
+Scheduler::~Scheduler() {
+  core_->shutdown(ShutdownMode::drain);
+}
 
 TaskHandle Scheduler::submit_impl(TaskFunction fn, TaskOptions options, Wait wait,
                                   std::chrono::nanoseconds timeout) {
@@ -523,11 +548,23 @@ TaskHandle Scheduler::submit_impl(TaskFunction fn, TaskOptions options, Wait wai
   return core_->submit(std::move(fn), std::move(options), wait != Wait::never, until);
 }
 
-void Scheduler::cancel_all() { core_->cancel_all(); }
-void Scheduler::wait_idle() { core_->wait_idle(); }
-void Scheduler::shutdown(ShutdownMode mode) { core_->shutdown(mode); }
-MetricsSnapshot Scheduler::metrics() const { return core_->metrics(); }
-unsigned Scheduler::workers() const noexcept { return core_->options().workers; }
-const SchedulerOptions& Scheduler::options() const noexcept { return core_->options(); }
+void Scheduler::cancel_all() {
+  core_->cancel_all();
+}
+void Scheduler::wait_idle() {
+  core_->wait_idle();
+}
+void Scheduler::shutdown(ShutdownMode mode) {
+  core_->shutdown(mode);
+}
+MetricsSnapshot Scheduler::metrics() const {
+  return core_->metrics();
+}
+unsigned Scheduler::workers() const noexcept {
+  return core_->options().workers;
+}
+const SchedulerOptions& Scheduler::options() const noexcept {
+  return core_->options();
+}
 
 }  // namespace taskhive

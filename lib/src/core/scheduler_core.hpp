@@ -1,5 +1,6 @@
 #pragma once
-// SchedulerCore: the machinery behind Scheduler. Kept out of the public header so the API reads as a contract.
+// SchedulerCore: the machinery behind Scheduler. Kept out of the public header so the API reads as a
+// contract.
 
 #include <atomic>
 #include <condition_variable>
@@ -15,10 +16,10 @@
 #include <oneapi/tbb/task_group.h>
 #include <oneapi/tbb/task_scheduler_observer.h>
 
+#include "task_record.hpp"
 #include "taskhive/metrics.hpp"
 #include "taskhive/scheduler.hpp"
 #include "taskhive/timer.hpp"
-#include "task_record.hpp"
 
 namespace taskhive::detail {
 
@@ -65,7 +66,8 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
   explicit SchedulerCore(SchedulerOptions options);
   ~SchedulerCore();
 
-  TaskHandle submit(TaskRecord::Function fn, TaskOptions options, bool wait, std::optional<Clock::time_point> until);
+  TaskHandle submit(TaskRecord::Function fn, TaskOptions options, bool wait,
+                    std::optional<Clock::time_point> until);
   void cancel_all();
   void wait_idle();
   void shutdown(ShutdownMode mode);
@@ -112,7 +114,7 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
   tbb::concurrent_priority_queue<QueueEntry, RunsLater> queue_;
   std::atomic<std::uint64_t> sequence_{0};
   alignas(64) std::atomic<std::int64_t> entries_{0};  // in queue_, tombstones of cancelled tasks included
-  alignas(64) std::atomic<int> drainers_{0};           // drainer jobs alive in the arena
+  alignas(64) std::atomic<int> drainers_{0};          // drainer jobs alive in the arena
   std::atomic<std::uint64_t> cancel_epoch_{0};
   std::atomic<bool> accepting_{true};
   std::atomic<bool> cancelling_{false};  // shutdown(cancel): failures are final, no retries

@@ -15,7 +15,8 @@ namespace taskhive {
 std::chrono::nanoseconds RetryPolicy::ceiling(std::int32_t n) const noexcept {
   const double cap = static_cast<double>(std::max(max_delay, std::chrono::nanoseconds::zero()).count());
   const double scaled = static_cast<double>(initial_delay.count()) * std::pow(multiplier, std::max(n, 0));
-  if (!(scaled < cap)) return std::chrono::nanoseconds(static_cast<std::int64_t>(cap));  // also catches NaN/inf
+  if (!(scaled < cap))
+    return std::chrono::nanoseconds(static_cast<std::int64_t>(cap));  // also catches NaN/inf
   return std::chrono::nanoseconds(static_cast<std::int64_t>(std::max(scaled, 0.0)));
 }
 
@@ -28,40 +29,64 @@ std::chrono::nanoseconds RetryPolicy::delay(std::int32_t n, double u) const noex
 
 std::string_view to_string(TaskState state) noexcept {
   switch (state) {
-    case TaskState::queued: return "queued";
-    case TaskState::running: return "running";
-    case TaskState::retry_wait: return "retry_wait";
-    case TaskState::succeeded: return "succeeded";
-    case TaskState::failed: return "failed";
-    case TaskState::cancelled: return "cancelled";
-    case TaskState::timed_out: return "timed_out";
-    case TaskState::rejected: return "rejected";
+    case TaskState::queued:
+      return "queued";
+    case TaskState::running:
+      return "running";
+    case TaskState::retry_wait:
+      return "retry_wait";
+    case TaskState::succeeded:
+      return "succeeded";
+    case TaskState::failed:
+      return "failed";
+    case TaskState::cancelled:
+      return "cancelled";
+    case TaskState::timed_out:
+      return "timed_out";
+    case TaskState::rejected:
+      return "rejected";
   }
   return "unknown";
 }
 
-// --- TaskContext ---------------------------------------------------------------------------------------------
+// --- TaskContext
+// ---------------------------------------------------------------------------------------------
 
-const std::string& TaskContext::name() const noexcept { return record_.name; }
-std::int32_t TaskContext::attempt() const noexcept { return record_.attempts.load(std::memory_order_relaxed); }
-bool TaskContext::cancellation_requested() const noexcept { return record_.core->stop_requested(record_); }
-bool TaskContext::deadline_expired() const noexcept { return record_.core->deadline_passed(record_); }
+const std::string& TaskContext::name() const noexcept {
+  return record_.name;
+}
+std::int32_t TaskContext::attempt() const noexcept {
+  return record_.attempts.load(std::memory_order_relaxed);
+}
+bool TaskContext::cancellation_requested() const noexcept {
+  return record_.core->stop_requested(record_);
+}
+bool TaskContext::deadline_expired() const noexcept {
+  return record_.core->deadline_passed(record_);
+}
 
 void TaskContext::throw_if_cancelled() const {
   if (deadline_expired()) throw OperationCancelled("task '" + record_.name + "' passed its deadline");
   if (cancellation_requested()) throw OperationCancelled("task '" + record_.name + "' was cancelled");
 }
 
-// --- TaskHandle ----------------------------------------------------------------------------------------------
+// --- TaskHandle
+// ----------------------------------------------------------------------------------------------
 
 const detail::TaskRecord& TaskHandle::record() const {
   if (!record_) throw std::logic_error("taskhive::TaskHandle: this handle refers to no task");
   return *record_;
 }
 
-TaskState TaskHandle::state() const { return record().state.load(std::memory_order_acquire); }
-const std::string& TaskHandle::name() const { return record().name; }
-std::int32_t TaskHandle::attempts() const { return record().attempts.load(std::memory_order_acquire); }
+TaskState TaskHandle::state() const {
+  return record().state.load(std::memory_order_acquire);
+}
+const std::string& TaskHandle::name() const {
+  return record().name;
+}
+std::int32_t TaskHandle::attempts() const {
+  return record().attempts.load(std::memory_order_acquire);
+}
 
 TaskState TaskHandle::wait() const {
   detail::wait_final(record(), nullptr);
@@ -98,12 +123,21 @@ std::optional<Clock::time_point> as_time(const std::atomic<std::int64_t>& ns) {
 }
 }  // namespace
 
-Clock::time_point TaskHandle::created_at() const { return *as_time(record().created_ns); }
-std::optional<Clock::time_point> TaskHandle::queued_at() const { return as_time(record().queued_ns); }
-std::optional<Clock::time_point> TaskHandle::started_at() const { return as_time(record().started_ns); }
-std::optional<Clock::time_point> TaskHandle::finished_at() const { return as_time(record().finished_ns); }
+Clock::time_point TaskHandle::created_at() const {
+  return *as_time(record().created_ns);
+}
+std::optional<Clock::time_point> TaskHandle::queued_at() const {
+  return as_time(record().queued_ns);
+}
+std::optional<Clock::time_point> TaskHandle::started_at() const {
+  return as_time(record().started_ns);
+}
+std::optional<Clock::time_point> TaskHandle::finished_at() const {
+  return as_time(record().finished_ns);
+}
 
-// --- waiting: a small parking lot, so a task costs one flag rather than a mutex and a condition variable -----
+// --- waiting: a small parking lot, so a task costs one flag rather than a mutex and a condition variable
+// -----
 
 namespace detail {
 namespace {

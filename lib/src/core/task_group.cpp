@@ -41,8 +41,12 @@ void TaskGroup::cancel() {
   }
 }
 
-bool TaskGroup::cancelled() const noexcept { return state_->cancelled.load(std::memory_order_acquire); }
+bool TaskGroup::cancelled() const noexcept {
+  return state_->cancelled.load(std::memory_order_acquire);
+}
 
-std::size_t TaskGroup::active() const { return state_->active.load(std::memory_order_acquire); }
+std::size_t TaskGroup::active() const {
+  return state_->active.load(std::memory_order_acquire);
+}
 
 }  // namespace taskhive

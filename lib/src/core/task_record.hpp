@@ -37,7 +37,7 @@ struct TaskRecord {
   Function fn;
   std::string name;
   std::shared_ptr<GroupState> group;
-  SchedulerCore* core = nullptr;      // for the running task's polls: the scheduler outlives every run
+  SchedulerCore* core = nullptr;       // for the running task's polls: the scheduler outlives every run
   std::weak_ptr<SchedulerCore> owner;  // for cancel() from any thread, which may race the scheduler's end
   RetryPolicy retry;
   Clock::time_point deadline = Clock::time_point::max();
@@ -57,7 +57,8 @@ struct TaskRecord {
   }
 };
 
-/// Blocks until `record` is final, or until `until_real` (steady_clock) when given; returns whether it is final.
+/// Blocks until `record` is final, or until `until_real` (steady_clock) when given; returns whether it is
+/// final.
 bool wait_final(const TaskRecord& record, const std::chrono::steady_clock::time_point* until_real);
 
 /// Publishes a final state (and wakes waiters). Called once per record, by whoever won the transition.

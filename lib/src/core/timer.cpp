@@ -28,7 +28,7 @@ struct TimerState {
   std::shared_ptr<Clock> clock;
   mutable std::mutex mutex;
   std::condition_variable wake;
-  std::map<Key, std::function<void()>> due;             // guarded by mutex
+  std::map<Key, std::function<void()>> due;              // guarded by mutex
   std::unordered_map<TimerId, Clock::time_point> index;  // guarded by mutex: id -> due time, for cancel()
   TimerId next_id = 1;                                   // guarded by mutex
   bool stopping = false;                                 // guarded by mutex
@@ -67,7 +67,8 @@ struct TimerState {
 
 }  // namespace detail
 
-Timer::Timer(std::shared_ptr<Clock> clock, std::string thread_name) : state_(std::make_unique<detail::TimerState>()) {
+Timer::Timer(std::shared_ptr<Clock> clock, std::string thread_name)
+    : state_(std::make_unique<detail::TimerState>()) {
   auto* state = state_.get();
   state->clock = std::move(clock);
   state->subscription = state->clock->subscribe([state] {
@@ -117,6 +118,8 @@ std::size_t Timer::pending() const {
   return state_->due.size();
 }
 
-const std::shared_ptr<Clock>& Timer::clock() const noexcept { return state_->clock; }
+const std::shared_ptr<Clock>& Timer::clock() const noexcept {
+  return state_->clock;
+}
 
 }  // namespace taskhive

@@ -1,0 +1,347 @@
+#include <catch2/catch.hpp>
+
+#include <pthread.h>
+
+#include <atomic>
+#include <mutex>
+#include <set>
+#include <stdexcept>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "support/gate.hpp"
+#include "taskhive/scheduler.hpp"
+
+using namespace std::chrono_literals;
+using taskhive::ManualClock;
+using taskhive::QueueOrder;
+using taskhive::Scheduler;
+using taskhive::TaskContext;
+using taskhive::TaskHandle;
+using taskhive::TaskState;
+using taskhive::test::Gate;
+using taskhive::test::Signal;
+
+namespace {
+
+/// Records the order in which tasks run.
+struct RunLog {
+  std::mutex mutex;
+  std::vector<std::string> order;
+  auto task(std::string name) {
+    return [this, name] {
+      std::lock_guard lock(mutex);
+      order.push_back(name);
+    };
+  }
+};
+
+}  // namespace
+
+TEST_CASE("a submitted task runs and its handle reports success", "[scheduler]") {
+  Scheduler scheduler({.workers = 2});
+  std::atomic<int> ran{0};
+  auto handle = scheduler.submit([&] { ran++; }, {.name = "hello"});
+  CHECK(handle.wait() == TaskState::succeeded);
+  CHECK(handle.name() == "hello");
+  CHECK(handle.attempts() == 1);
+  CHECK(handle.error().empty());
+  CHECK(handle.exception() == nullptr);
+  CHECK(ran == 1);
+  REQUIRE(handle.started_at());
+  REQUIRE(handle.finished_at());
+  CHECK(*handle.started_at() <= *handle.finished_at());
+  CHECK(handle.created_at() <= *handle.queued_at());
+}
+
+TEST_CASE("a task can take its context", "[scheduler]") {
+  Scheduler scheduler({.workers = 1});
+  std::string seen;
+  auto handle = scheduler.submit(
+      [&](TaskContext& ctx) { seen = ctx.name() + "#" + std::to_string(ctx.attempt()); }, {.name = "ctx"});
+  handle.wait();
+  CHECK(seen == "ctx#1");
+}
+
+TEST_CASE("an empty handle refuses questions instead of crashing", "[scheduler]") {
+  TaskHandle empty;
+  CHECK_FALSE(empty.valid());
+  CHECK_THROWS_AS(empty.state(), std::logic_error);
+  CHECK_THROWS_AS(empty.wait(), std::logic_error);
+}
+
+TEST_CASE("an arena of N workers really runs N tasks at once", "[scheduler]") {
+  // oneTBB's default allows hardware_concurrency - 1 workers; ask for more than this machine has cores.
+  constexpr int kWorkers = 4;
+  Scheduler scheduler({.workers = kWorkers});
+  CHECK(scheduler.workers() == kWorkers);
+  Gate gate;
+  std::mutex mutex;
+  std::set<std::thread::id> threads;
+  std::vector<TaskHandle> handles;
+  for (int i = 0; i < kWorkers; ++i) {
+    handles.push_back(scheduler.submit([&] {
+      {
+        std::lock_guard lock(mutex);
+        threads.insert(std::this_thread::get_id());
+      }
+      gate.wait();
+    }));
+  }
+  // All N block in the gate at the same time only if N workers exist.
+  CHECK(gate.wait_for_waiters(kWorkers));
+  gate.open();
+  for (auto& h : handles) CHECK(h.wait() == TaskState::succeeded);
+  CHECK(threads.size() == kWorkers);
+}
+
+TEST_CASE("worker threads carry the scheduler's name", "[scheduler]") {
+  Scheduler scheduler({.workers = 1, .name = "hive"});
+  std::string name;
+  scheduler
+      .submit([&] {
+        char buffer[16] = {};
+        pthread_getname_np(pthread_self(), buffer, sizeof buffer);
+        name = buffer;
+      })
+      .wait();
+  CHECK(name.rfind("hive-w", 0) == 0);
+}
+
+TEST_CASE("strict order: higher priority first, FIFO within a priority", "[scheduler][priority]") {
+  Scheduler scheduler({.workers = 1, .order = QueueOrder::strict});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  RunLog log;
+  for (auto [name, priority] : std::vector<std::pair<std::string, int>>{
+           {"low1", 0}, {"high1", 10}, {"mid1", 5}, {"low2", 0}, {"high2", 10}, {"mid2", 5}, {"neg", -3}}) {
+    scheduler.submit(log.task(name), {.priority = priority});
+  }
+  gate.open();
+  scheduler.wait_idle();
+  CHECK(log.order == std::vector<std::string>{"high1", "high2", "mid1", "mid2", "low1", "low2", "neg"});
+}
+
+TEST_CASE("FIFO holds among many equal-priority tasks", "[scheduler][priority]") {
+  Scheduler scheduler({.workers = 1});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  std::vector<int> order;
+  for (int i = 0; i < 1000; ++i) scheduler.submit([&order, i] { order.push_back(i); });
+  gate.open();
+  scheduler.wait_idle();
+  REQUIRE(order.size() == 1000);
+  for (int i = 0; i < 1000; ++i) REQUIRE(order[i] == i);
+}
+
+TEST_CASE("aging bounds the wait of a low-priority task under a stream of high-priority ones",
+          "[scheduler][priority][aging]") {
+  // Time is manual: each high-priority task arrives 10 ms after the previous one. The worker is held by a
+  // gate, so everything queues, then runs in the order the queue chooses.
+  constexpr auto kStep = 100ms;       // aging_step: the wait worth one priority level
+  constexpr int kHigh = 10;           // the stream's priority; the victim has priority 0
+  constexpr auto kArrival = 10ms;     // the stream's inter-arrival time
+  constexpr int kStreamLength = 300;  // 3 s of stream, far beyond the bound
+  auto clock = std::make_shared<ManualClock>();
+
+  auto run_stream = [&](QueueOrder order) {
+    Scheduler scheduler({.workers = 1, .order = order, .aging_step = kStep, .clock = clock});
+    Gate gate;
+    scheduler.submit([&] { gate.wait(); });
+    REQUIRE(gate.wait_for_waiters(1));
+    RunLog log;
+    scheduler.submit(log.task("low"), {.priority = 0});
+    for (int i = 0; i < kStreamLength; ++i) {
+      clock->advance(kArrival);
+      scheduler.submit(log.task("high" + std::to_string(i)), {.priority = kHigh});
+    }
+    gate.open();
+    scheduler.wait_idle();
+    const auto it = std::find(log.order.begin(), log.order.end(), "low");
+    return static_cast<int>(it - log.order.begin());  // high-priority tasks that overtook "low"
+  };
+
+  SECTION("aging: only tasks submitted within (P - p) x aging_step overtake") {
+    // The bound: a task of priority 10 overtakes one of priority 0 only if it arrives less than 10 x 100 ms
+    // = 1 s later, i.e. at most 1 s / 10 ms = 100 tasks (the one arriving exactly at 1 s ties and loses on
+    // FIFO).
+    const int overtaken_by = run_stream(QueueOrder::aging);
+    const auto window = (kHigh - 0) * kStep;
+    CHECK(overtaken_by == static_cast<int>(window / kArrival) - 1);
+    CHECK(overtaken_by < kStreamLength);
+  }
+  SECTION("strict: the low-priority task starves until the stream ends") {
+    CHECK(run_stream(QueueOrder::strict) == kStreamLength);
+  }
+}
+
+TEST_CASE("a high-priority task jumps a long queue of recent low-priority work", "[scheduler][priority]") {
+  Scheduler scheduler({.workers = 1});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  std::atomic<int> lows_done{0};
+  int lows_before_high = -1;
+  for (int i = 0; i < 10'000; ++i) scheduler.submit([&] { lows_done++; }, {.priority = 0});
+  scheduler.submit([&] { lows_before_high = lows_done.load(); }, {.priority = 10});
+  gate.open();
+  scheduler.wait_idle();
+  CHECK(lows_before_high == 0);
+}
+
+TEST_CASE("an exception of any type fails the task and never escapes into TBB", "[scheduler][errors]") {
+  struct NotAnException {
+    int code;
+  };
+  Scheduler scheduler({.workers = 2});
+  auto std_error = scheduler.submit([] { throw std::runtime_error("disk on fire"); }, {.name = "std"});
+  auto int_error = scheduler.submit([] { throw 42; }, {.name = "int"});
+  auto custom = scheduler.submit([] { throw NotAnException{7}; }, {.name = "custom"});
+  auto fine = scheduler.submit([] {});
+
+  CHECK(std_error.wait() == TaskState::failed);
+  CHECK(std_error.error() == "disk on fire");
+  CHECK_THROWS_WITH(std::rethrow_exception(std_error.exception()), "disk on fire");
+  CHECK(int_error.wait() == TaskState::failed);
+  CHECK(int_error.error() == "threw an exception not derived from std::exception");
+  CHECK(custom.wait() == TaskState::failed);
+  try {
+    std::rethrow_exception(custom.exception());
+  } catch (const NotAnException& e) {
+    CHECK(e.code == 7);
+  }
+  CHECK(fine.wait() == TaskState::succeeded);
+  scheduler.wait_idle();
+  const auto m = scheduler.metrics();
+  CHECK(m.failed == 3);
+  CHECK(m.succeeded == 1);
+}
+
+TEST_CASE("a failed task comes back through the timer after its backoff", "[scheduler][retry]") {
+  auto clock = std::make_shared<ManualClock>();
+  Scheduler scheduler({.workers = 1, .clock = clock});
+  std::atomic<int> attempts{0};
+  Signal attempted;
+  auto flaky = scheduler.submit(
+      [&] {
+        const int n = ++attempts;
+        attempted.notify();
+        if (n < 3) throw std::runtime_error("transient failure " + std::to_string(n));
+      },
+      {.name = "flaky",
+       .retry = {
+           .max_retries = 5, .initial_delay = 1s, .multiplier = 2.0, .max_delay = 1min, .jitter = false}});
+
+  REQUIRE(attempted.wait_for_count(1));
+  // Waiting out its 1 s backoff in the timer, not on the worker: other work runs meanwhile.
+  while (flaky.state() != TaskState::retry_wait) std::this_thread::yield();
+  CHECK(scheduler.submit([] {}).wait() == TaskState::succeeded);
+  CHECK(scheduler.submit([] {}).wait() == TaskState::succeeded);
+  CHECK(attempts == 1);
+
+  clock->advance(999ms);
+  CHECK(scheduler.submit([] {}).wait() == TaskState::succeeded);
+  CHECK(attempts == 1);  // not due yet
+  clock->advance(1ms);
+  REQUIRE(attempted.wait_for_count(2));
+
+  while (flaky.state() != TaskState::retry_wait) std::this_thread::yield();
+  clock->advance(1999ms);  // the second backoff is 2 s
+  CHECK(scheduler.submit([] {}).wait() == TaskState::succeeded);
+  CHECK(attempts == 2);
+  clock->advance(1ms);
+  CHECK(flaky.wait() == TaskState::succeeded);
+  CHECK(flaky.attempts() == 3);
+  CHECK(scheduler.metrics().retried == 2);
+}
+
+TEST_CASE("a task that exhausts its retries fails with its last error", "[scheduler][retry]") {
+  Scheduler scheduler({.workers = 2});
+  std::atomic<int> attempts{0};
+  auto doomed = scheduler.submit([&] { throw std::runtime_error("attempt " + std::to_string(++attempts)); },
+                                 {.retry = {.max_retries = 2, .initial_delay = 1ms, .jitter = true}});
+  CHECK(doomed.wait() == TaskState::failed);
+  CHECK(doomed.attempts() == 3);
+  CHECK(doomed.error() == "attempt 3");
+  const auto m = scheduler.metrics();
+  CHECK(m.retried == 2);
+  CHECK(m.failed == 1);
+}
+
+TEST_CASE("a full queue rejects try_submit with the reason", "[scheduler][capacity]") {
+  Scheduler scheduler({.workers = 1, .queue_capacity = 3});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));  // the gate task left the queue, so 3 slots are free
+  for (int i = 0; i < 3; ++i) CHECK(scheduler.try_submit([] {}).state() == TaskState::queued);
+  auto refused = scheduler.try_submit([] {}, {.name = "one too many"});
+  CHECK(refused.state() == TaskState::rejected);
+  CHECK(refused.error() == "queue full: 3 of 3 slots in use; retry later, or raise queue_capacity");
+  CHECK(scheduler.metrics().rejected == 1);
+  CHECK(scheduler.metrics().queued == 3);
+  gate.open();
+  scheduler.wait_idle();
+  CHECK(scheduler.metrics().submitted == 4);
+}
+
+TEST_CASE("submit_for waits for room up to its timeout", "[scheduler][capacity]") {
+  auto clock = std::make_shared<ManualClock>();
+  Scheduler scheduler({.workers = 1, .queue_capacity = 1, .clock = clock});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  scheduler.submit([] {});  // fills the only slot
+
+  SECTION("times out when no room appears") {
+    std::atomic<bool> gave_up{false};
+    std::thread advancer([&] {
+      // The submitter waits on the manual clock: move time on until it has given up.
+      while (!gave_up) {
+        clock->advance(100ms);
+        std::this_thread::yield();
+      }
+    });
+    auto late = scheduler.submit_for(5s, [] {});
+    gave_up = true;
+    advancer.join();
+    CHECK(late.state() == TaskState::rejected);
+    CHECK(late.error().find("queue full") == 0);
+    gate.open();
+  }
+  SECTION("gets in when a slot frees up") {
+    std::thread opener([&] { gate.open(); });
+    auto in_time = scheduler.submit_for(1h, [] {});
+    opener.join();
+    CHECK(in_time.wait() == TaskState::succeeded);
+  }
+  scheduler.wait_idle();
+}
+
+TEST_CASE("submit blocks on a full queue until a slot frees up", "[scheduler][capacity]") {
+  Scheduler scheduler({.workers = 1, .queue_capacity = 2});
+  std::atomic<int> ran{0};
+  std::vector<TaskHandle> handles;
+  for (int i = 0; i < 200; ++i) handles.push_back(scheduler.submit([&] { ran++; }));
+  for (auto& h : handles) CHECK(h.wait() == TaskState::succeeded);
+  CHECK(ran == 200);
+  CHECK(scheduler.metrics().rejected == 0);
+}
+
+TEST_CASE("metrics count queue waits and run times", "[scheduler][metrics]") {
+  Scheduler scheduler({.workers = 2});
+  for (int i = 0; i < 100; ++i) scheduler.submit([] {});
+  scheduler.wait_idle();
+  const auto m = scheduler.metrics();
+  CHECK(m.submitted == 100);
+  CHECK(m.succeeded == 100);
+  CHECK(m.queued == 0);
+  CHECK(m.running == 0);
+  CHECK(m.in_flight == 0);
+  CHECK(m.queue_wait.count == 100);
+  CHECK(m.run_time.count == 100);
+  CHECK(m.queue_wait.p50 <= m.queue_wait.p99);
+  CHECK(m.queue_wait.p99 <= m.queue_wait.max);
+}

@@ -1,0 +1,130 @@
+#include <catch2/catch.hpp>
+
+#include <atomic>
+#include <thread>
+#include <vector>
+
+#include "support/gate.hpp"
+#include "taskhive/scheduler.hpp"
+
+using namespace std::chrono_literals;
+using taskhive::Scheduler;
+using taskhive::ShutdownMode;
+using taskhive::TaskContext;
+using taskhive::TaskHandle;
+using taskhive::TaskState;
+using taskhive::test::Gate;
+using taskhive::test::Signal;
+
+TEST_CASE("drain runs everything queued, pending retries included", "[shutdown]") {
+  Scheduler scheduler({.workers = 2});
+  std::atomic<int> ran{0};
+  std::atomic<int> flaky_attempts{0};
+  std::vector<TaskHandle> handles;
+  for (int i = 0; i < 500; ++i) handles.push_back(scheduler.submit([&] { ran++; }, {.priority = i % 7}));
+  auto flaky = scheduler.submit(
+      [&] {
+        if (++flaky_attempts < 3) throw std::runtime_error("not yet");
+      },
+      {.retry = {.max_retries = 5, .initial_delay = 2ms, .jitter = false}});
+  scheduler.shutdown(ShutdownMode::drain);
+  CHECK(ran == 500);
+  CHECK(flaky.state() == TaskState::succeeded);
+  CHECK(flaky_attempts == 3);
+  for (auto& h : handles) CHECK(h.state() == TaskState::succeeded);
+  const auto m = scheduler.metrics();
+  CHECK(m.submitted == 501);
+  CHECK(m.succeeded == 501);
+  CHECK(m.in_flight == 0);
+}
+
+TEST_CASE("cancel-mode shutdown ends queued and retry-waiting tasks and waits for running ones",
+          "[shutdown]") {
+  Scheduler scheduler({.workers = 1});
+  std::atomic<int> ran{0};
+  auto retrying = scheduler.submit([] { throw std::runtime_error("x"); },
+                                   {.retry = {.max_retries = 3, .initial_delay = 1h}});
+  while (retrying.state() != TaskState::retry_wait) std::this_thread::yield();
+  Gate gate;
+  auto running = scheduler.submit([&] { gate.wait(), ran++; });
+  REQUIRE(gate.wait_for_waiters(1));
+  std::vector<TaskHandle> queued;
+  for (int i = 0; i < 50; ++i) queued.push_back(scheduler.submit([&] { ran += 100; }));
+
+  std::thread stopper([&] { scheduler.shutdown(ShutdownMode::cancel); });
+  for (auto& h : queued) CHECK(h.wait() == TaskState::cancelled);
+  CHECK(retrying.wait() == TaskState::cancelled);
+  gate.open();  // the running task finishes normally: shutdown waits for it
+  stopper.join();
+  CHECK(running.state() == TaskState::succeeded);
+  CHECK(ran == 1);
+  const auto m = scheduler.metrics();
+  CHECK(m.submitted == m.finished());
+  CHECK(m.cancelled == 51);
+}
+
+TEST_CASE("after shutdown, submissions are rejected with the reason", "[shutdown]") {
+  Scheduler scheduler({.workers = 1, .name = "jobs"});
+  scheduler.shutdown();
+  scheduler.shutdown();  // idempotent
+  auto late = scheduler.submit([] {});
+  CHECK(late.state() == TaskState::rejected);
+  CHECK(late.error() == "scheduler 'jobs' is shutting down and accepts no new tasks");
+  CHECK(scheduler.try_submit([] {}).state() == TaskState::rejected);
+  CHECK(scheduler.metrics().rejected == 2);
+  CHECK(scheduler.metrics().submitted == 0);
+}
+
+TEST_CASE("a submitter blocked on a full queue is rejected when shutdown begins", "[shutdown][capacity]") {
+  Scheduler scheduler({.workers = 1, .queue_capacity = 1});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  scheduler.submit([] {});  // fills the queue
+  TaskHandle blocked;
+  std::thread submitter([&] { blocked = scheduler.submit([] {}); });
+  std::thread stopper([&] { scheduler.shutdown(ShutdownMode::cancel); });
+  submitter.join();  // returns once shutdown has begun
+  gate.open();
+  stopper.join();
+  CHECK(blocked.state() == TaskState::rejected);
+}
+
+TEST_CASE("the destructor drains", "[shutdown]") {
+  std::atomic<int> ran{0};
+  std::vector<TaskHandle> handles;
+  {
+    Scheduler scheduler({.workers = 2});
+    for (int i = 0; i < 1000; ++i) handles.push_back(scheduler.submit([&] { ran++; }));
+  }
+  CHECK(ran == 1000);
+  for (auto& h : handles) CHECK(h.state() == TaskState::succeeded);
+  // Handles outlive the scheduler; cancelling a finished task is a harmless no-op.
+  CHECK_FALSE(handles.front().cancel());
+}
+
+TEST_CASE("nothing is lost when many producers race a drain", "[shutdown]") {
+  Scheduler scheduler({.workers = 2, .queue_capacity = 256});
+  constexpr int kProducers = 6;
+  std::atomic<int> accepted{0}, refused{0}, ran{0};
+  std::vector<std::thread> producers;
+  Signal half_way;
+  for (int p = 0; p < kProducers; ++p) {
+    producers.emplace_back([&, p] {
+      for (int i = 0; i < 5000; ++i) {
+        auto h = (i % 2) ? scheduler.try_submit([&] { ran++; }) : scheduler.submit([&] { ran++; });
+        (h.state() == TaskState::rejected ? refused : accepted)++;
+        if (i == 2500 && p == 0) half_way.notify();
+      }
+    });
+  }
+  REQUIRE(half_way.wait_for_count(1));
+  scheduler.shutdown(ShutdownMode::drain);
+  for (auto& t : producers) t.join();
+  const auto m = scheduler.metrics();
+  CHECK(accepted + refused == kProducers * 5000);
+  CHECK(m.submitted == static_cast<std::uint64_t>(accepted.load()));
+  CHECK(m.rejected == static_cast<std::uint64_t>(refused.load()));
+  CHECK(m.succeeded == static_cast<std::uint64_t>(ran.load()));
+  CHECK(m.submitted == m.finished());
+}
