@@ -1,0 +1,346 @@
+// Scheduler benchmarks (Google Benchmark). Families, by name (scripts/bench and reviewers grep for them):
+//   BM_empty_*                 throughput of empty tasks: taskhive vs raw tbb::task_group vs the mutex pool
+//   BM_10us_*                  10 µs busy tasks; "efficiency" = ideal time / measured wall time
+//   BM_priority_queue_wait     one high-priority task behind 100000 queued low-priority ones
+//   BM_bytes_per_queued_task*  heap bytes a queued task costs (glibc mallinfo2)
+//
+// Every contender gets kWorkers threads that run tasks. The submitting (main) thread is extra for taskhive
+// and the mutex pool; with tbb::task_group the main thread takes one of the arena's two slots (it runs tasks
+// while it waits), which is how a task_arena of 2 is normally used.
+
+#include <malloc.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdint>
+#include <latch>
+#include <string>
+#include <thread>
+
+#include <benchmark/benchmark.h>
+#include <oneapi/tbb/global_control.h>
+#include <oneapi/tbb/task_arena.h>
+#include <oneapi/tbb/task_group.h>
+
+#include "mutex_pool.hpp"
+#include "taskhive/scheduler.hpp"
+#include "taskhive/task.hpp"
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+constexpr unsigned kWorkers = 2;
+constexpr int kEmptyTasks = 20'000;
+constexpr int kSpinTasks = 4'000;  // 4000 * 10 µs / 2 workers = 20 ms of ideal wall time per iteration
+constexpr auto kSpin = std::chrono::microseconds(10);
+
+void spin_for(Clock::duration d) {
+  const auto end = Clock::now() + d;
+  while (Clock::now() < end) {
+  }
+}
+
+double seconds_between(Clock::time_point from, Clock::time_point to) {
+  return std::chrono::duration<double>(to - from).count();
+}
+
+// --- contenders: each runs a batch of n copies of a callable and returns when all have run -----------------
+
+class TaskhiveRunner {
+ public:
+  TaskhiveRunner() : scheduler_({.workers = kWorkers, .queue_capacity = 4 * kEmptyTasks, .name = "bench"}) {}
+
+  template <typename F>
+  void run_batch(int n, const F& f) {
+    for (int i = 0; i < n; ++i) scheduler_.try_submit(f);  // the handle is dropped: wait_idle() covers it
+    scheduler_.wait_idle();
+  }
+
+  /// Called after the timed loop: empty unless every submitted task succeeded.
+  std::string check(std::uint64_t expected) {
+    const auto m = scheduler_.metrics();
+    if (m.rejected != 0 || m.succeeded != expected) {
+      return "taskhive: " + std::to_string(m.succeeded) + " succeeded, " + std::to_string(m.rejected) +
+             " rejected, " + std::to_string(expected) + " expected";
+    }
+    return {};
+  }
+
+ private:
+  taskhive::Scheduler scheduler_;
+};
+
+class TbbTaskGroupRunner {
+ public:
+  TbbTaskGroupRunner() { arena_.initialize(); }
+
+  template <typename F>
+  void run_batch(int n, const F& f) {
+    arena_.execute([&] {
+      tbb::task_group group;
+      for (int i = 0; i < n; ++i) group.run(f);
+      group.wait();
+    });
+  }
+
+  std::string check(std::uint64_t) { return {}; }
+
+ private:
+  // As taskhive does: oneTBB would otherwise create only hardware_concurrency - 1 workers.
+  tbb::global_control parallelism_{tbb::global_control::max_allowed_parallelism, kWorkers + 1};
+  tbb::task_arena arena_{static_cast<int>(kWorkers)};
+};
+
+class MutexPoolRunner {
+ public:
+  template <typename F>
+  void run_batch(int n, const F& f) {
+    // The Go design had no "wait for idle": the caller counts completions (Go: a sync.WaitGroup).
+    std::latch done(n);
+    for (int i = 0; i < n; ++i) {
+      pool_.Submit([&done, f] {
+        f();
+        done.count_down();
+      });
+    }
+    done.wait();
+  }
+
+  std::string check(std::uint64_t expected) {
+    pool_.Stop();  // a task counts down the latch before the pool counts it completed: join the workers first
+    if (pool_.Completed() != expected || pool_.Failed() != 0) {
+      return "mutex pool: " + std::to_string(pool_.Completed()) + " completed, " + std::to_string(expected) +
+             " expected";
+    }
+    return {};
+  }
+
+ private:
+  taskhive_bench::MutexPool pool_{kWorkers};
+};
+
+// --- 1. empty-task throughput ------------------------------------------------------------------------------
+
+template <typename Runner>
+void run_empty(benchmark::State& state) {
+  Runner runner;  // built once per run, outside the timed loop
+  for (auto _ : state) runner.run_batch(kEmptyTasks, [] {});
+  const auto expected = static_cast<std::uint64_t>(state.iterations()) * kEmptyTasks;
+  if (auto error = runner.check(expected); !error.empty()) state.SkipWithError(error.c_str());
+  state.SetItemsProcessed(static_cast<std::int64_t>(expected));
+}
+
+void BM_empty_taskhive(benchmark::State& state) {
+  run_empty<TaskhiveRunner>(state);
+}
+void BM_empty_tbb_task_group(benchmark::State& state) {
+  run_empty<TbbTaskGroupRunner>(state);
+}
+void BM_empty_mutex_pool(benchmark::State& state) {
+  run_empty<MutexPoolRunner>(state);
+}
+
+BENCHMARK(BM_empty_taskhive)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_empty_tbb_task_group)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_empty_mutex_pool)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// --- 2. 10 us tasks ----------------------------------------------------------------------------------------
+
+template <typename Runner>
+void run_10us(benchmark::State& state) {
+  Runner runner;
+  double measured = 0.0;
+  for (auto _ : state) {
+    const auto start = Clock::now();
+    runner.run_batch(kSpinTasks, [] { spin_for(kSpin); });
+    measured += seconds_between(start, Clock::now());
+  }
+  const auto expected = static_cast<std::uint64_t>(state.iterations()) * kSpinTasks;
+  if (auto error = runner.check(expected); !error.empty()) state.SkipWithError(error.c_str());
+  const double ideal =
+      static_cast<double>(expected) * std::chrono::duration<double>(kSpin).count() / kWorkers;
+  state.counters["efficiency"] = measured > 0 ? ideal / measured : 0.0;
+  state.SetItemsProcessed(static_cast<std::int64_t>(expected));
+}
+
+void BM_10us_taskhive(benchmark::State& state) {
+  run_10us<TaskhiveRunner>(state);
+}
+void BM_10us_tbb_task_group(benchmark::State& state) {
+  run_10us<TbbTaskGroupRunner>(state);
+}
+void BM_10us_mutex_pool(benchmark::State& state) {
+  run_10us<MutexPoolRunner>(state);
+}
+
+BENCHMARK(BM_10us_taskhive)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_10us_tbb_task_group)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_10us_mutex_pool)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+// --- gates: tasks that hold a worker until released --------------------------------------------------------
+
+struct Gates {
+  std::atomic<int> entered{0};
+  std::atomic<bool> open{false};
+
+  auto task() {
+    return [this] {
+      entered.fetch_add(1);
+      entered.notify_all();
+      open.wait(false);
+    };
+  }
+  /// False if fewer than n workers picked up a gate within 10 s (then the gates are opened).
+  bool wait_entered(int n) {
+    const auto deadline = Clock::now() + std::chrono::seconds(10);
+    while (entered.load() < n) {
+      if (Clock::now() > deadline) {
+        release();
+        return false;
+      }
+      std::this_thread::sleep_for(std::chrono::microseconds(50));
+    }
+    return true;
+  }
+  void release() {
+    open.store(true);
+    open.notify_all();
+  }
+};
+
+// --- 3. queue wait of a high-priority task behind a deep low-priority backlog ------------------------------
+
+void BM_priority_queue_wait(benchmark::State& state) {
+  constexpr int kLows = 100'000;
+  taskhive::Scheduler scheduler(
+      {.workers = kWorkers, .queue_capacity = 2 * kLows + 16, .name = "bench-prio"});
+  double wait_sum_us = 0.0;
+  double after_release_sum_us = 0.0;
+  std::int64_t lows_before_max = 0;
+  for (auto _ : state) {
+    Gates gates;
+    for (unsigned w = 0; w < kWorkers; ++w) scheduler.submit(gates.task());
+    if (!gates.wait_entered(kWorkers)) {  // every worker is held: everything below queues
+      state.SkipWithError("the workers did not all start a gate task");
+      break;
+    }
+
+    std::atomic<std::int64_t> lows_ran{0};
+    for (int i = 0; i < kLows; ++i) {
+      scheduler.try_submit([&lows_ran] { lows_ran.fetch_add(1, std::memory_order_relaxed); });
+    }
+    Clock::time_point started{};
+    std::int64_t lows_before = -1;
+    const auto submitted = Clock::now();
+    auto high = scheduler.submit(
+        [&] {
+          started = Clock::now();
+          lows_before = lows_ran.load(std::memory_order_relaxed);
+        },
+        {.priority = 10});
+    const auto released = Clock::now();
+    gates.release();
+    high.wait();  // orders the task's writes before the reads below
+    scheduler.wait_idle();
+
+    state.SetIterationTime(seconds_between(submitted, started));
+    wait_sum_us += seconds_between(submitted, started) * 1e6;
+    after_release_sum_us += seconds_between(released, started) * 1e6;
+    lows_before_max = std::max(lows_before_max, lows_before);
+  }
+  const auto m = scheduler.metrics();
+  if (m.rejected != 0) state.SkipWithError("a low-priority task was rejected: raise queue_capacity");
+  const auto n = static_cast<double>(state.iterations());
+  state.counters["high_wait_us"] = wait_sum_us / n;
+  state.counters["high_after_release_us"] = after_release_sum_us / n;
+  state.counters["lows_before_high"] = static_cast<double>(lows_before_max);  // the worst iteration
+}
+
+BENCHMARK(BM_priority_queue_wait)->UseManualTime()->Iterations(5)->Unit(benchmark::kMicrosecond);
+
+// --- 4. heap bytes per queued task -------------------------------------------------------------------------
+//
+// glibc's mallinfo2() (all arenas) before and after queueing kQueued tasks behind a gate, over kQueued:
+//   bytes_per_task            uordblks, the heap chunks in use;
+//   bytes_per_task_with_mmap  uordblks + hblkhd, which adds blocks glibc maps with mmap (a big array, while
+//                             the mmap threshold is still 128 KiB); uordblks alone misses those.
+// The callable is an empty lambda: it fits std::function's small buffer and allocates nothing; nothing is
+// subtracted for it. For taskhive glibc sees the per-task record (std::make_shared), not the
+// concurrent_priority_queue's array: oneTBB's cache_aligned_allocator goes through libtbbmalloc (loaded on
+// first use), which mallinfo2 does not see. So taskhive's figure is a lower bound (the array adds 32 bytes
+// per entry plus growth slack). Each iteration uses a fresh scheduler (pool), so the baseline's vector growth
+// is counted.
+
+constexpr int kQueued = 100'000;
+
+struct HeapBytes {
+  double chunks = 0.0;   // uordblks
+  double mmapped = 0.0;  // hblkhd
+
+  static HeapBytes now() {
+    const auto info = mallinfo2();
+    return {static_cast<double>(info.uordblks), static_cast<double>(info.hblkhd)};
+  }
+};
+
+void report_bytes(benchmark::State& state, HeapBytes before, HeapBytes after) {
+  if (after.chunks + after.mmapped == before.chunks + before.mmapped) {
+    state.SkipWithError(
+        "mallinfo2 saw no allocation: glibc's malloc is replaced (a sanitizer, tbbmalloc_proxy?)");
+    return;
+  }
+  state.counters["bytes_per_task"] = (after.chunks - before.chunks) / kQueued;
+  state.counters["bytes_per_task_with_mmap"] =
+      (after.chunks + after.mmapped - before.chunks - before.mmapped) / kQueued;
+}
+
+void BM_bytes_per_queued_task(benchmark::State& state) {
+  HeapBytes before, after;
+  std::uint64_t rejected = 0;
+  for (auto _ : state) {
+    taskhive::Scheduler scheduler({.workers = 1, .queue_capacity = 2 * kQueued, .name = "bench-bytes"});
+    Gates gates;
+    scheduler.submit(gates.task());
+    if (!gates.wait_entered(1)) {
+      state.SkipWithError("the worker did not start the gate task");
+      break;
+    }
+    before = HeapBytes::now();
+    for (int i = 0; i < kQueued; ++i) scheduler.try_submit([] {});  // handles dropped: the queue holds them
+    after = HeapBytes::now();
+    gates.release();
+    scheduler.wait_idle();
+    rejected += scheduler.metrics().rejected;
+  }
+  if (rejected != 0) state.SkipWithError("a task was rejected: raise queue_capacity");
+  report_bytes(state, before, after);  // the last iteration (allocator warm)
+}
+
+// The same measurement for the baseline: a queued task is a MutexPool::Task in the priority_queue's vector.
+void BM_bytes_per_queued_task_mutex_pool(benchmark::State& state) {
+  HeapBytes before, after;
+  for (auto _ : state) {
+    taskhive_bench::MutexPool pool(1);
+    Gates gates;
+    pool.Submit(gates.task());
+    if (!gates.wait_entered(1)) {
+      state.SkipWithError("the worker did not start the gate task");
+      break;
+    }
+    before = HeapBytes::now();
+    for (int i = 0; i < kQueued; ++i) pool.Submit([] {});
+    after = HeapBytes::now();
+    gates.release();
+    pool.Stop();  // runs what is queued, then joins
+  }
+  report_bytes(state, before, after);
+}
+
+BENCHMARK(BM_bytes_per_queued_task)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_bytes_per_queued_task_mutex_pool)->Iterations(3)->UseRealTime()->Unit(benchmark::kMillisecond);
+
+}  // namespace
+
+BENCHMARK_MAIN();

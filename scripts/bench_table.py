@@ -1,0 +1,106 @@
+#!/usr/bin/env python3
+"""Prints the median over repetitions of each benchmark in Google Benchmark JSON files (used by scripts/bench).
+
+usage: bench_table.py [--merge OUT] FILE.json...
+Exits 1 if any benchmark reported an error.
+"""
+import json
+import statistics
+import sys
+
+KNOWN = {"name", "family_index", "per_family_instance_index", "run_name", "run_type", "repetitions",
+         "repetition_index", "threads", "iterations", "real_time", "cpu_time", "time_unit",
+         "items_per_second", "bytes_per_second", "label", "error_occurred", "error_message",
+         "aggregate_name", "aggregate_unit"}
+TO_NS = {"ns": 1.0, "us": 1e3, "ms": 1e6, "s": 1e9}
+
+
+def fmt_time(ns):
+    for unit, scale in (("s", 1e9), ("ms", 1e6), ("us", 1e3)):
+        if ns >= scale:
+            return f"{ns / scale:.3g} {unit}"
+    return f"{ns:.3g} ns"
+
+
+def fmt_num(v):
+    if v is None:
+        return "-"
+    for suffix, scale in (("G", 1e9), ("M", 1e6), ("k", 1e3)):
+        if abs(v) >= scale:
+            return f"{v / scale:.3g}{suffix}"
+    return f"{v:.3g}"
+
+
+def main(argv):
+    merge_out = None
+    if argv[:1] == ["--merge"]:
+        merge_out, argv = argv[1], argv[2:]
+    docs = [json.load(open(path)) for path in argv]
+    if merge_out:
+        merged = dict(docs[0])
+        merged["benchmarks"] = [b for d in docs for b in d.get("benchmarks", [])]
+        json.dump(merged, open(merge_out, "w"), indent=2)
+        return 0
+
+    runs, order, errors = {}, [], []
+    for doc in docs:
+        for b in doc.get("benchmarks", []):
+            name = b.get("run_name", b["name"])
+            if b.get("error_occurred"):
+                errors.append(f"{name}: {b.get('error_message', '')}")
+                continue
+            if b.get("run_type") == "aggregate":
+                continue
+            if name not in runs:
+                runs[name] = []
+                order.append(name)
+            runs[name].append(b)
+
+    # Registration order (the JSON lists repetitions in random-interleaving order).
+    order.sort(key=lambda n: (runs[n][0].get("family_index", 0), runs[n][0].get("per_family_instance_index", 0)))
+    rows, medians = [], {}
+    for name in order:
+        reps = runs[name]
+        med = lambda key: statistics.median(r[key] for r in reps) if all(key in r for r in reps) else None
+        counters = sorted({k for r in reps for k, v in r.items() if k not in KNOWN and isinstance(v, (int, float))})
+        m = {"time_ns": statistics.median(r["real_time"] * TO_NS[r.get("time_unit", "ns")] for r in reps),
+             "items": med("items_per_second"), "counters": {c: med(c) for c in counters}}
+        medians[name] = m
+        extra = "  ".join(f"{c}={fmt_num(v)}" for c, v in m["counters"].items())
+        rows.append((name, str(len(reps)), fmt_time(m["time_ns"]), fmt_num(m["items"]), extra))
+
+    header = ("benchmark (median)", "reps", "real time", "items/s", "counters")
+    widths = [max(len(r[i]) for r in rows + [header]) for i in range(4)]
+    line = lambda r: "  ".join(r[i].ljust(widths[i]) if i == 0 else r[i].rjust(widths[i]) for i in range(4)) + \
+        ("  " + r[4] if r[4] else "")
+    print(line(header))
+    print("-" * min(110, sum(widths) + 8 + max([len("counters")] + [len(r[4]) for r in rows])))
+    for r in rows:
+        print(line(r))
+
+    def find(prefix):
+        return next((m for n, m in medians.items() if n.startswith(prefix)), None)
+
+    ratios = []
+    th, mp, tg = find("BM_empty_taskhive"), find("BM_empty_mutex_pool"), find("BM_empty_tbb_task_group")
+    if th and th["items"]:
+        if mp and mp["items"]:
+            ratios.append(f"empty: taskhive / mutex pool      = {th['items'] / mp['items']:.2f}x items/s")
+        if tg and tg["items"]:
+            ratios.append(f"empty: taskhive / tbb task_group  = {th['items'] / tg['items']:.2f}x items/s")
+    for who in ("taskhive", "tbb_task_group", "mutex_pool"):
+        m = find(f"BM_10us_{who}")
+        if m and m["counters"].get("efficiency") is not None:
+            ratios.append(f"10us:  efficiency {who:<15} = {m['counters']['efficiency']:.2f}")
+    if ratios:
+        print()
+        print("\n".join(ratios))
+    if errors:
+        print()
+        print("ERRORS:\n  " + "\n  ".join(errors))
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
