@@ -223,3 +223,26 @@ TEST_CASE("a deadline bounds retries too", "[cancel][timeout][retry]") {
   CHECK(task.wait() == TaskState::timed_out);
   CHECK(task.error() == "its deadline passed while it waited to retry");
 }
+
+TEST_CASE("a cancel racing a task's move into retry_wait is not lost", "[cancel][retry]") {
+  // The task throws and is cancelled at nearly the same moment, many times over, so the cancel lands before,
+  // during and after the switch to retry_wait. On a manual clock the 1 h backoff never ends by itself: a lost
+  // cancel would leave the task waiting forever instead of ending cancelled.
+  auto clock = std::make_shared<ManualClock>();
+  Scheduler scheduler({.workers = 1, .clock = clock});
+  for (int i = 0; i < 300; ++i) {
+    std::atomic<bool> about_to_throw{false};
+    auto task = scheduler.submit(
+        [&] {
+          about_to_throw = true;
+          throw std::runtime_error("fails once");
+        },
+        {.retry = {.max_retries = 1, .initial_delay = 1h, .jitter = false}});
+    while (!about_to_throw) std::this_thread::yield();
+    task.cancel();
+    REQUIRE(task.wait_for(30s));
+    REQUIRE(task.state() == TaskState::cancelled);
+  }
+  scheduler.shutdown(taskhive::ShutdownMode::cancel);
+  CHECK(scheduler.metrics().retry_wait == 0);
+}

@@ -1,5 +1,6 @@
 #include "taskhive/metrics.hpp"
 
+#include <algorithm>
 #include <bit>
 #include <cmath>
 
@@ -22,40 +23,63 @@ std::uint64_t Histogram::bucket_upper_bound(std::size_t bucket) noexcept {
   return lower + ((std::uint64_t{1} << shift) - 1);
 }
 
+namespace {
+
+std::size_t this_thread_shard() noexcept {
+  static std::atomic<std::size_t> next{0};
+  thread_local const std::size_t shard = next.fetch_add(1, std::memory_order_relaxed) % Histogram::kShards;
+  return shard;
+}
+
+void lower_to(std::atomic<std::uint64_t>& target, std::uint64_t value) noexcept {
+  auto current = target.load(std::memory_order_relaxed);
+  while (value < current && !target.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+  }
+}
+
+void raise_to(std::atomic<std::uint64_t>& target, std::uint64_t value) noexcept {
+  auto current = target.load(std::memory_order_relaxed);
+  while (value > current && !target.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
+  }
+}
+
+}  // namespace
+
 void Histogram::record(std::chrono::nanoseconds value) noexcept {
   const auto ns = static_cast<std::uint64_t>(value.count() < 0 ? 0 : value.count());
-  buckets_[bucket_of(ns)].fetch_add(1, std::memory_order_relaxed);
-  count_.fetch_add(1, std::memory_order_relaxed);
-  sum_.fetch_add(ns, std::memory_order_relaxed);
-  auto low = min_.load(std::memory_order_relaxed);
-  while (ns < low && !min_.compare_exchange_weak(low, ns, std::memory_order_relaxed)) {
-  }
-  auto high = max_.load(std::memory_order_relaxed);
-  while (ns > high && !max_.compare_exchange_weak(high, ns, std::memory_order_relaxed)) {
-  }
+  auto& shard = shards_[this_thread_shard()];
+  shard.buckets[bucket_of(ns)].fetch_add(1, std::memory_order_relaxed);
+  shard.sum.fetch_add(ns, std::memory_order_relaxed);
+  lower_to(shard.min, ns);
+  raise_to(shard.max, ns);
 }
 
 HistogramSnapshot Histogram::snapshot() const noexcept {
   HistogramSnapshot s;
-  std::array<std::uint64_t, kBuckets> counts;
-  std::uint64_t total = 0;
-  for (std::size_t i = 0; i < kBuckets; ++i) total += counts[i] = buckets_[i].load(std::memory_order_relaxed);
+  std::array<std::uint64_t, kBuckets> counts{};
+  std::uint64_t total = 0, sum = 0, low = UINT64_MAX, high = 0;
+  for (const auto& shard : shards_) {
+    for (std::size_t i = 0; i < kBuckets; ++i) {
+      const auto n = shard.buckets[i].load(std::memory_order_relaxed);
+      counts[i] += n;
+      total += n;
+    }
+    sum += shard.sum.load(std::memory_order_relaxed);
+    low = std::min(low, shard.min.load(std::memory_order_relaxed));
+    high = std::max(high, shard.max.load(std::memory_order_relaxed));
+  }
   s.count = total;
   if (total == 0) return s;
-  const auto low = min_.load(std::memory_order_relaxed);
-  const auto high = max_.load(std::memory_order_relaxed);
   s.min = std::chrono::nanoseconds(low);
   s.max = std::chrono::nanoseconds(high);
-  s.mean = std::chrono::nanoseconds(sum_.load(std::memory_order_relaxed) / total);
+  s.mean = std::chrono::nanoseconds(sum / total);
   auto percentile = [&](double q) {
-    const auto rank = static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total)));
+    const auto rank =
+        std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total))));
     std::uint64_t seen = 0;
     for (std::size_t i = 0; i < kBuckets; ++i) {
       seen += counts[i];
-      if (seen >= rank && counts[i] > 0) {
-        const auto bound = bucket_upper_bound(i);
-        return std::chrono::nanoseconds(std::min(std::max(bound, low), high));
-      }
+      if (seen >= rank) return std::chrono::nanoseconds(std::clamp(bucket_upper_bound(i), low, high));
     }
     return std::chrono::nanoseconds(high);
   };
@@ -66,11 +90,12 @@ HistogramSnapshot Histogram::snapshot() const noexcept {
 }
 
 void Histogram::reset() noexcept {
-  for (auto& b : buckets_) b.store(0, std::memory_order_relaxed);
-  count_.store(0, std::memory_order_relaxed);
-  sum_.store(0, std::memory_order_relaxed);
-  min_.store(UINT64_MAX, std::memory_order_relaxed);
-  max_.store(0, std::memory_order_relaxed);
+  for (auto& shard : shards_) {
+    for (auto& b : shard.buckets) b.store(0, std::memory_order_relaxed);
+    shard.sum.store(0, std::memory_order_relaxed);
+    shard.min.store(UINT64_MAX, std::memory_order_relaxed);
+    shard.max.store(0, std::memory_order_relaxed);
+  }
 }
 
 }  // namespace taskhive

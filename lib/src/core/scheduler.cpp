@@ -7,6 +7,7 @@
 #include <vector>
 
 #include <fmt/format.h>
+#include <oneapi/tbb/scalable_allocator.h>
 
 #include "group_state.hpp"
 #include "scheduler_core.hpp"
@@ -134,7 +135,7 @@ void SchedulerCore::wait_idle() {
 // -------------------------------------------------------------------------------------------------
 
 std::int64_t SchedulerCore::now_ns() const noexcept {
-  return std::chrono::duration_cast<std::chrono::nanoseconds>(clock_->now().time_since_epoch()).count();
+  return to_ns(clock_->now());
 }
 
 std::int64_t SchedulerCore::order_key(const TaskRecord& record, std::int64_t queued_ns) const noexcept {
@@ -144,16 +145,17 @@ std::int64_t SchedulerCore::order_key(const TaskRecord& record, std::int64_t que
 
 TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, bool wait,
                                  std::optional<Clock::time_point> until) {
-  auto record = std::make_shared<TaskRecord>();
+  // tbbmalloc: records are freed on worker threads, which glibc's malloc handles poorly.
+  auto record = std::allocate_shared<TaskRecord>(tbb::scalable_allocator<TaskRecord>());
   record->fn = std::move(fn);
   record->name = std::move(options.name);
   record->core = this;
-  record->owner = weak_from_this();
   record->retry = options.retry;
   record->priority = options.priority;
   record->load = options.load;
   const auto now = clock_->now();
-  record->created_ns.store(now_ns(), std::memory_order_relaxed);
+  const auto now_count = to_ns(now);
+  record->created_ns.store(now_count, std::memory_order_relaxed);
   if (options.timeout) record->deadline = now + std::chrono::duration_cast<Clock::duration>(*options.timeout);
   if (options.deadline) record->deadline = std::min(record->deadline, *options.deadline);
 
@@ -192,7 +194,7 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
     }));
   }
   TaskHandle handle(record);
-  push(std::move(record));
+  push(std::move(record), now_count);
   return handle;
 }
 
@@ -212,7 +214,7 @@ TaskHandle SchedulerCore::reject(std::shared_ptr<TaskRecord> record, std::string
 bool SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> until) {
   const auto capacity = static_cast<std::int64_t>(options_.queue_capacity);
   auto try_take = [&] {
-    auto used = queued_.value.load(std::memory_order_relaxed);
+    auto used = queued_.value.load(std::memory_order_seq_cst);  // pairs with release_slot()'s decrement
     while (used < capacity) {
       if (queued_.value.compare_exchange_weak(used, used + 1, std::memory_order_seq_cst)) return true;
     }
@@ -247,8 +249,7 @@ void SchedulerCore::release_slot() noexcept {
   }
 }
 
-void SchedulerCore::push(std::shared_ptr<TaskRecord> record) {
-  const auto queued = now_ns();
+void SchedulerCore::push(std::shared_ptr<TaskRecord> record, std::int64_t queued) {
   record->queued_ns.store(queued, std::memory_order_relaxed);
   QueueEntry entry{order_key(*record, queued), sequence_.fetch_add(1, std::memory_order_relaxed),
                    std::move(record)};
@@ -332,11 +333,12 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
   } catch (...) {
     error = std::current_exception();
   }
-  run_time_.record(std::chrono::nanoseconds(now_ns() - started));
+  const auto ended = now_ns();
+  run_time_.record(std::chrono::nanoseconds(ended - started));
   running_.add(-1);
 
   if (!error) {
-    finish(*record, TaskState::succeeded);
+    finish(*record, TaskState::succeeded, nullptr, {}, ended);
   } else if (deadline_passed(*record)) {
     finish(*record, TaskState::timed_out, error);
   } else if (stop_requested(*record)) {
@@ -360,10 +362,20 @@ void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
                   describe(error), std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
   retried_.add();
   retry_wait_.add(1);
-  record->state.store(TaskState::retry_wait, std::memory_order_release);
-  std::lock_guard lock(retry_mutex_);  // held across schedule so the callback finds its entry
-  const auto id = timer_.schedule_after(delay, [this, record] { on_retry_due(record); });
-  retries_[record.get()] = PendingRetry{record, id};
+  {
+    // The timer entry and the retries_ entry exist before anyone can see retry_wait, so whoever ends the task
+    // from retry_wait (cancel, deadline, cancel_all) finds them to remove. The lock also holds back the timer
+    // callback until the state is published.
+    std::lock_guard lock(retry_mutex_);
+    const auto id = timer_.schedule_after(delay, [this, record] { on_retry_due(record); });
+    retries_[record.get()] = PendingRetry{record, id};
+    record->state.store(TaskState::retry_wait, std::memory_order_seq_cst);
+  }
+  // A cancel() that arrived while the task was still running only set its stop flag; cancel_all() bumped the
+  // epoch before it looked at retries_. Either way, end the task now instead of after its backoff.
+  if (stop_requested(*record)) {
+    detail::request_stop(record, deadline_passed(*record) ? StopReason::timed_out : StopReason::cancelled);
+  }
 }
 
 void SchedulerCore::on_retry_due(const std::shared_ptr<TaskRecord>& record) noexcept {
@@ -372,7 +384,7 @@ void SchedulerCore::on_retry_due(const std::shared_ptr<TaskRecord>& record) noex
     return;  // cancelled or timed out meanwhile
   retry_wait_.add(-1);
   queued_.add(1);  // an accepted task coming back is never refused for capacity
-  push(record);
+  push(record, now_ns());
 }
 
 void SchedulerCore::forget_retry(TaskRecord* record) noexcept {
@@ -400,25 +412,28 @@ bool SchedulerCore::stop_requested(const TaskRecord& record) const noexcept {
   return deadline_passed(record);
 }
 
-bool SchedulerCore::request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) {
+bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) {
+  // Only a task that is not final is touched through its scheduler: until it is final, the scheduler's
+  // in_flight_ count holds shutdown back, so the scheduler is alive even if another thread is ending it.
   const auto final_state = reason == StopReason::timed_out ? TaskState::timed_out : TaskState::cancelled;
+  const bool timed_out = reason == StopReason::timed_out;
   for (;;) {
     auto state = record->state.load(std::memory_order_acquire);
     switch (state) {
       case TaskState::queued:
         if (!record->transition(TaskState::queued, final_state)) continue;
-        release_slot();  // its queue entry stays behind as a tombstone that drainers skip
-        finish(*record, final_state, nullptr,
-               reason == StopReason::timed_out ? "its deadline passed while it was queued"
-                                               : "cancelled before it started");
+        record->core->release_slot();  // its queue entry stays behind as a tombstone that drainers skip
+        record->core->finish(
+            *record, final_state, nullptr,
+            timed_out ? "its deadline passed while it was queued" : "cancelled before it started");
         return true;
       case TaskState::retry_wait:
         if (!record->transition(TaskState::retry_wait, final_state)) continue;
-        forget_retry(record.get());
-        retry_wait_.add(-1);
-        finish(*record, final_state, nullptr,
-               reason == StopReason::timed_out ? "its deadline passed while it waited to retry"
-                                               : "cancelled while it waited to retry");
+        record->core->forget_retry(record.get());
+        record->core->retry_wait_.add(-1);
+        record->core->finish(*record, final_state, nullptr,
+                             timed_out ? "its deadline passed while it waited to retry"
+                                       : "cancelled while it waited to retry");
         return true;
       case TaskState::running: {
         auto none = StopReason::none;
@@ -431,13 +446,6 @@ bool SchedulerCore::request_stop(const std::shared_ptr<TaskRecord>& record, Stop
   }
 }
 
-bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) {
-  if (is_final(record->state.load(std::memory_order_acquire))) return false;
-  auto core = record->owner.lock();  // the scheduler may be ending concurrently
-  if (!core) return false;
-  return core->request_stop(record, reason);
-}
-
 void SchedulerCore::cancel_all() {
   const auto epoch = cancel_epoch_.fetch_add(1, std::memory_order_acq_rel) + 1;
   // Queued tasks: take everything out, cancel what was submitted before this call, put the rest back.
@@ -446,7 +454,7 @@ void SchedulerCore::cancel_all() {
   while (queue_.try_pop(entry)) {
     entries_.fetch_sub(1, std::memory_order_seq_cst);
     if (entry.record->cancel_epoch < epoch) {
-      request_stop(entry.record, StopReason::cancelled);
+      detail::request_stop(entry.record, StopReason::cancelled);
     } else {
       later.push_back(std::move(entry));
     }
@@ -464,14 +472,14 @@ void SchedulerCore::cancel_all() {
       if (pending.record->cancel_epoch < epoch) waiting.push_back(pending.record);
     }
   }
-  for (auto& r : waiting) request_stop(r, StopReason::cancelled);
+  for (auto& r : waiting) detail::request_stop(r, StopReason::cancelled);
 }
 
 // --- the end of a task
 // ------------------------------------------------------------------------------------------
 
 void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::exception_ptr error,
-                           std::string message) noexcept {
+                           std::string message, std::int64_t now) noexcept {
   if (final_state != TaskState::succeeded) {
     if (message.empty()) message = describe(error);
     if (final_state == TaskState::failed) {
@@ -482,7 +490,7 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   }
   if (auto timer = record.deadline_timer.exchange(0)) timer_.cancel(timer);
   record.fn = nullptr;  // free what the callable captured as soon as it cannot run again
-  record.finished_ns.store(now_ns(), std::memory_order_relaxed);
+  record.finished_ns.store(now != 0 ? now : now_ns(), std::memory_order_relaxed);
   switch (final_state) {
     case TaskState::succeeded:
       succeeded_.add();

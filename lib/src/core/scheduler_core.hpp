@@ -61,7 +61,7 @@ struct alignas(64) PaddedGauge {
   std::int64_t get() const noexcept { return value.load(std::memory_order_seq_cst); }
 };
 
-class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
+class SchedulerCore {
  public:
   explicit SchedulerCore(SchedulerOptions options);
   ~SchedulerCore();
@@ -73,21 +73,23 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
   void shutdown(ShutdownMode mode);
   MetricsSnapshot metrics() const;
 
-  /// Ends a queued or retry-waiting task (this thread won its transition); asks a running one to stop.
-  bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason);
-
   bool stop_requested(const TaskRecord& record) const noexcept;
   bool deadline_passed(const TaskRecord& record) const noexcept;
 
   const SchedulerOptions& options() const noexcept { return options_; }
 
  private:
+  friend bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason);
+
+  static std::int64_t to_ns(Clock::time_point t) noexcept {
+    return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
+  }
   std::int64_t now_ns() const noexcept;
   std::int64_t order_key(const TaskRecord& record, std::int64_t queued_ns) const noexcept;
 
   bool reserve_slot(bool wait, std::optional<Clock::time_point> until);
   void release_slot() noexcept;
-  void push(std::shared_ptr<TaskRecord> record);
+  void push(std::shared_ptr<TaskRecord> record, std::int64_t queued_ns);
   void ensure_drainer() noexcept;
   void drain() noexcept;
   void dispatch(std::shared_ptr<TaskRecord> record) noexcept;
@@ -95,8 +97,9 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
   void schedule_retry(const std::shared_ptr<TaskRecord>& record, std::exception_ptr error) noexcept;
   void on_retry_due(const std::shared_ptr<TaskRecord>& record) noexcept;
   void forget_retry(TaskRecord* record) noexcept;
+  /// `now` is the clock in nanoseconds if the caller has just read it, else 0.
   void finish(TaskRecord& record, TaskState final_state, std::exception_ptr error = nullptr,
-              std::string message = {}) noexcept;
+              std::string message = {}, std::int64_t now = 0) noexcept;
   TaskHandle reject(std::shared_ptr<TaskRecord> record, std::string reason);
 
   SchedulerOptions options_;
@@ -108,7 +111,6 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
   tbb::task_arena arena_;
   std::optional<WorkerNamer> namer_;
   tbb::task_group drainers_group_;
-  Timer timer_;
   Clock::SubscriptionId clock_subscription_ = 0;
 
   tbb::concurrent_priority_queue<QueueEntry, RunsLater> queue_;
@@ -145,9 +147,13 @@ class SchedulerCore : public std::enable_shared_from_this<SchedulerCore> {
 
   std::mutex shutdown_mutex_;
   bool shut_down_ = false;  // guarded by shutdown_mutex_
+
+  // Last, so it is destroyed first: its thread runs callbacks that use the members above.
+  Timer timer_;
 };
 
-/// TaskHandle::cancel and TaskGroup::cancel: touches the scheduler only if the task is not yet final.
+/// Ends a queued or retry-waiting task (for whoever wins its transition); asks a running one to stop.
+/// TaskHandle::cancel, TaskGroup::cancel, deadlines and cancel_all all come here.
 bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason);
 
 }  // namespace taskhive::detail
