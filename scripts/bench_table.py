@@ -88,6 +88,10 @@ def main(argv):
             ratios.append(f"empty: taskhive / mutex pool      = {th['items'] / mp['items']:.2f}x items/s")
         if tg and tg["items"]:
             ratios.append(f"empty: taskhive / tbb task_group  = {th['items'] / tg['items']:.2f}x items/s")
+        nv = find("BM_empty_naive_enqueue_per_task")
+        if nv and nv["items"]:
+            ratios.append(f"empty: taskhive / naive enqueue   = {th['items'] / nv['items']:.2f}x items/s"
+                          "  (one arena job per task, the design not taken)")
     for who in ("taskhive", "tbb_task_group", "mutex_pool"):
         m = find(f"BM_10us_{who}")
         if m and m["counters"].get("efficiency") is not None:

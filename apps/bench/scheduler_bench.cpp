@@ -16,11 +16,13 @@
 #include <chrono>
 #include <cstdint>
 #include <fstream>
+#include <functional>
 #include <latch>
 #include <string>
 #include <thread>
 
 #include <benchmark/benchmark.h>
+#include <oneapi/tbb/concurrent_priority_queue.h>
 #include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/scalable_allocator.h>
 #include <oneapi/tbb/task_arena.h>
@@ -124,6 +126,48 @@ class MutexPoolRunner {
   taskhive_bench::MutexPool pool_{kWorkers};
 };
 
+// The design this scheduler rejected, kept to measure the choice: push into the priority queue, then enqueue
+// one arena job per task that pops (whatever is first) and runs it. taskhive instead keeps at most `workers`
+// drainer jobs alive, each popping until the queue is empty.
+class NaiveEnqueueRunner {
+ public:
+  NaiveEnqueueRunner() { arena_.initialize(); }
+
+  template <typename F>
+  void run_batch(int n, const F& f) {
+    std::latch done(n);
+    for (int i = 0; i < n; ++i) {
+      queue_.push(Entry{0, sequence_++, [&done, f] {
+                          f();
+                          done.count_down();
+                        }});
+      arena_.enqueue([this] {
+        Entry entry;
+        if (queue_.try_pop(entry)) entry.fn();
+      });
+    }
+    done.wait();
+  }
+
+  std::string check(std::uint64_t) { return {}; }
+
+ private:
+  struct Entry {
+    int priority = 0;
+    std::uint64_t sequence = 0;
+    std::function<void()> fn;
+  };
+  struct RunsLater {
+    bool operator()(const Entry& a, const Entry& b) const {
+      return a.priority != b.priority ? a.priority < b.priority : a.sequence > b.sequence;
+    }
+  };
+  tbb::global_control parallelism_{tbb::global_control::max_allowed_parallelism, kWorkers + 1};
+  tbb::task_arena arena_{static_cast<int>(kWorkers), 0};
+  tbb::concurrent_priority_queue<Entry, RunsLater> queue_;
+  std::uint64_t sequence_ = 0;
+};
+
 // --- 1. empty-task throughput ------------------------------------------------------------------------------
 
 template <typename Runner>
@@ -144,10 +188,14 @@ void BM_empty_tbb_task_group(benchmark::State& state) {
 void BM_empty_mutex_pool(benchmark::State& state) {
   run_empty<MutexPoolRunner>(state);
 }
+void BM_empty_naive_enqueue_per_task(benchmark::State& state) {
+  run_empty<NaiveEnqueueRunner>(state);
+}
 
 BENCHMARK(BM_empty_taskhive)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_empty_tbb_task_group)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_empty_mutex_pool)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_empty_naive_enqueue_per_task)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // --- 2. 10 us tasks ----------------------------------------------------------------------------------------
 
