@@ -124,10 +124,10 @@ void SchedulerCore::shutdown(ShutdownMode mode) {
 }
 
 void SchedulerCore::wait_idle() {
-  if (in_flight_.get() == 0) return;
+  if (flow_.in_flight.get() == 0) return;
   std::unique_lock lock(idle_mutex_);
   idle_waiters_.fetch_add(1, std::memory_order_seq_cst);
-  idle_cv_.wait(lock, [this] { return in_flight_.get() == 0; });
+  idle_cv_.wait(lock, [this] { return flow_.in_flight.get() == 0; });
   idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
@@ -160,8 +160,8 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   if (options.deadline) record->deadline = std::min(record->deadline, *options.deadline);
 
   // Count the task in flight before checking accepting_: shutdown() clears accepting_ and then waits for
-  // in_flight_ to reach 0, so either it sees this task or this task sees it shutting down.
-  in_flight_.add(1);
+  // flow_.in_flight to reach 0, so either it sees this task or this task sees it shutting down.
+  flow_.in_flight.add(1);
   if (!accepting_.load(std::memory_order_seq_cst)) {
     return reject(std::move(record),
                   fmt::format("scheduler '{}' is shutting down and accepts no new tasks", options_.name));
@@ -173,15 +173,15 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
     }
     return reject(std::move(record),
                   fmt::format("queue full: {} of {} slots in use; retry later, or raise queue_capacity",
-                              queued_.get(), options_.queue_capacity));
+                              flow_.queued.get(), options_.queue_capacity));
   }
-  submitted_.add();
+  counters_.add(Event::submitted);
   record->cancel_epoch = cancel_epoch_.load(std::memory_order_acquire);
   if (options.group) {
     record->group = options.group->state();
     if (!record->group->join(record)) {
       record->group.reset();
-      queued_.add(-1);
+      flow_.queued.add(-1);
       record->state.store(TaskState::cancelled, std::memory_order_relaxed);
       finish(*record, TaskState::cancelled, nullptr, "its task group was cancelled before it was submitted");
       return TaskHandle(std::move(record));
@@ -202,9 +202,9 @@ TaskHandle SchedulerCore::reject(std::shared_ptr<TaskRecord> record, std::string
   record->failure = std::make_unique<Failure>(Failure{std::move(reason), nullptr});
   record->fn = nullptr;
   record->finished_ns.store(now_ns(), std::memory_order_relaxed);
-  rejected_.add();
+  counters_.add(Event::rejected);
   publish_final(*record, TaskState::rejected);
-  if (in_flight_.add(-1) == 0 && idle_waiters_.load(std::memory_order_seq_cst) > 0) {
+  if (flow_.in_flight.add(-1) == 0 && idle_waiters_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard lock(idle_mutex_);
     idle_cv_.notify_all();
   }
@@ -214,9 +214,9 @@ TaskHandle SchedulerCore::reject(std::shared_ptr<TaskRecord> record, std::string
 bool SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> until) {
   const auto capacity = static_cast<std::int64_t>(options_.queue_capacity);
   auto try_take = [&] {
-    auto used = queued_.value.load(std::memory_order_seq_cst);  // pairs with release_slot()'s decrement
+    auto used = flow_.queued.value.load(std::memory_order_seq_cst);  // pairs with release_slot()'s decrement
     while (used < capacity) {
-      if (queued_.value.compare_exchange_weak(used, used + 1, std::memory_order_seq_cst)) return true;
+      if (flow_.queued.value.compare_exchange_weak(used, used + 1, std::memory_order_seq_cst)) return true;
     }
     return false;
   };
@@ -235,14 +235,14 @@ bool SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> unt
   }
   space_waiters_.fetch_sub(1, std::memory_order_seq_cst);
   if (taken && !accepting_.load(std::memory_order_seq_cst)) {
-    queued_.add(-1);
+    flow_.queued.add(-1);
     return false;
   }
   return taken;
 }
 
 void SchedulerCore::release_slot() noexcept {
-  queued_.add(-1);
+  flow_.queued.add(-1);
   if (space_waiters_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard lock(space_mutex_);
     space_cv_.notify_one();
@@ -254,7 +254,7 @@ void SchedulerCore::push(std::shared_ptr<TaskRecord> record, std::int64_t queued
   QueueEntry entry{order_key(*record, queued), sequence_.fetch_add(1, std::memory_order_relaxed),
                    std::move(record)};
   queue_.push(std::move(entry));
-  entries_.fetch_add(1, std::memory_order_seq_cst);
+  flow_.entries.fetch_add(1, std::memory_order_seq_cst);
   ensure_drainer();
 }
 
@@ -262,9 +262,11 @@ void SchedulerCore::push(std::shared_ptr<TaskRecord> record, std::int64_t queued
 // ---------------------------------------------------------------------------------------------------
 //
 // At most `workers` drainer jobs live in the arena; each pops and runs tasks until the queue is empty. A push
-// increments entries_ and then looks at drainers_; a drainer that found the queue empty decrements drainers_
-// and then looks at entries_. Both are sequentially consistent, so at least one of them sees the other: a
-// pushed task is never left without a drainer. This costs one arena enqueue per burst, not per task.
+// increments flow_.entries and then looks at drainers_; a drainer that found the queue empty decrements
+// drainers_ and then looks at flow_.entries. Both are sequentially consistent, so at least one of them sees
+// the other: a pushed task is never left without a drainer. This costs one arena enqueue per burst, not per
+// task. (flow_.queued cannot serve here: it counts a task before its push, so a drainer would spin on tasks
+// not in the queue yet.)
 
 void SchedulerCore::ensure_drainer() noexcept {
   auto alive = drainers_.load(std::memory_order_seq_cst);
@@ -281,7 +283,7 @@ void SchedulerCore::drain() noexcept {
   for (;;) {
     QueueEntry entry;
     while (budget > 0 && queue_.try_pop(entry)) {
-      entries_.fetch_sub(1, std::memory_order_seq_cst);
+      flow_.entries.fetch_sub(1, std::memory_order_seq_cst);
       dispatch(std::move(entry.record));
       --budget;
     }
@@ -291,7 +293,7 @@ void SchedulerCore::drain() noexcept {
       return;
     }
     drainers_.fetch_sub(1, std::memory_order_seq_cst);
-    if (entries_.load(std::memory_order_seq_cst) <= 0) return;
+    if (flow_.entries.load(std::memory_order_seq_cst) <= 0) return;
     auto alive = drainers_.load(std::memory_order_seq_cst);
     do {
       if (alive >= max_drainers_) return;  // another drainer will take it
@@ -325,7 +327,7 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
   record->started_ns.store(started, std::memory_order_relaxed);
   queue_wait_.record(std::chrono::nanoseconds(started - record->queued_ns.load(std::memory_order_relaxed)));
   record->attempts.fetch_add(1, std::memory_order_acq_rel);
-  running_.add(1);
+  counters_.add(Event::started);
   std::exception_ptr error;
   try {
     TaskContext context(*record);
@@ -335,7 +337,7 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
   }
   const auto ended = now_ns();
   run_time_.record(std::chrono::nanoseconds(ended - started));
-  running_.add(-1);
+  counters_.add(Event::ended);
 
   if (!error) {
     finish(*record, TaskState::succeeded, nullptr, {}, ended);
@@ -360,8 +362,8 @@ void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
   const auto delay = record->retry.delay(attempt - 1, uniform01());
   logger()->debug("task '{}' failed attempt {} ({}); retrying in {} ms", record->name, attempt,
                   describe(error), std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
-  retried_.add();
-  retry_wait_.add(1);
+  counters_.add(Event::retried);
+  counters_.add(Event::retry_entered);
   {
     // The timer entry and the retries_ entry exist before anyone can see retry_wait, so whoever ends the task
     // from retry_wait (cancel, deadline, cancel_all) finds them to remove. The lock also holds back the timer
@@ -382,8 +384,8 @@ void SchedulerCore::on_retry_due(const std::shared_ptr<TaskRecord>& record) noex
   forget_retry(record.get());
   if (!record->transition(TaskState::retry_wait, TaskState::queued))
     return;  // cancelled or timed out meanwhile
-  retry_wait_.add(-1);
-  queued_.add(1);  // an accepted task coming back is never refused for capacity
+  counters_.add(Event::retry_left);
+  flow_.queued.add(1);  // an accepted task coming back is never refused for capacity
   push(record, now_ns());
 }
 
@@ -414,7 +416,7 @@ bool SchedulerCore::stop_requested(const TaskRecord& record) const noexcept {
 
 bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) {
   // Only a task that is not final is touched through its scheduler: until it is final, the scheduler's
-  // in_flight_ count holds shutdown back, so the scheduler is alive even if another thread is ending it.
+  // flow_.in_flight count holds shutdown back, so the scheduler is alive even if another thread is ending it.
   const auto final_state = reason == StopReason::timed_out ? TaskState::timed_out : TaskState::cancelled;
   const bool timed_out = reason == StopReason::timed_out;
   for (;;) {
@@ -430,7 +432,7 @@ bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) 
       case TaskState::retry_wait:
         if (!record->transition(TaskState::retry_wait, final_state)) continue;
         record->core->forget_retry(record.get());
-        record->core->retry_wait_.add(-1);
+        record->core->counters_.add(Event::retry_left);
         record->core->finish(*record, final_state, nullptr,
                              timed_out ? "its deadline passed while it waited to retry"
                                        : "cancelled while it waited to retry");
@@ -452,7 +454,7 @@ void SchedulerCore::cancel_all() {
   std::vector<QueueEntry> later;
   QueueEntry entry;
   while (queue_.try_pop(entry)) {
-    entries_.fetch_sub(1, std::memory_order_seq_cst);
+    flow_.entries.fetch_sub(1, std::memory_order_seq_cst);
     if (entry.record->cancel_epoch < epoch) {
       detail::request_stop(entry.record, StopReason::cancelled);
     } else {
@@ -460,8 +462,8 @@ void SchedulerCore::cancel_all() {
     }
   }
   for (auto& e : later) {
-    queue_.push(std::move(e));
-    entries_.fetch_add(1, std::memory_order_seq_cst);
+    queue_.push(std::move(e));  // still counted in flow_.queued: they never left it
+    flow_.entries.fetch_add(1, std::memory_order_seq_cst);
   }
   if (!later.empty()) ensure_drainer();
   // Retry-waiting tasks: pull them out of the timer. Running tasks see the new epoch when they poll.
@@ -493,25 +495,25 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   record.finished_ns.store(now != 0 ? now : now_ns(), std::memory_order_relaxed);
   switch (final_state) {
     case TaskState::succeeded:
-      succeeded_.add();
+      counters_.add(Event::succeeded);
       break;
     case TaskState::failed:
-      failed_.add();
+      counters_.add(Event::failed);
       break;
     case TaskState::cancelled:
-      cancelled_.add();
+      counters_.add(Event::cancelled);
       break;
     case TaskState::timed_out:
-      timed_out_.add();
+      counters_.add(Event::timed_out);
       break;
     default:
       break;
   }
   if (record.group) record.group->leave();
   publish_final(record, final_state);
-  // Last: once in_flight_ reaches 0 the scheduler may be destroyed, so nothing below touches `record` or more
-  // than the idle mutex and condition variable.
-  if (in_flight_.add(-1) == 0 && idle_waiters_.load(std::memory_order_seq_cst) > 0) {
+  // Last: once flow_.in_flight reaches 0 the scheduler may be destroyed, so nothing below touches `record` or
+  // more than the idle mutex and condition variable.
+  if (flow_.in_flight.add(-1) == 0 && idle_waiters_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard lock(idle_mutex_);
     idle_cv_.notify_all();
   }
@@ -519,17 +521,18 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
 
 MetricsSnapshot SchedulerCore::metrics() const {
   MetricsSnapshot m;
-  m.submitted = submitted_.get();
-  m.rejected = rejected_.get();
-  m.succeeded = succeeded_.get();
-  m.failed = failed_.get();
-  m.retried = retried_.get();
-  m.cancelled = cancelled_.get();
-  m.timed_out = timed_out_.get();
-  m.queued = queued_.get();
-  m.running = running_.get();
-  m.retry_wait = retry_wait_.get();
-  m.in_flight = in_flight_.get();
+  auto count = [this](Event e) { return static_cast<std::uint64_t>(counters_.get(e)); };
+  m.submitted = count(Event::submitted);
+  m.rejected = count(Event::rejected);
+  m.succeeded = count(Event::succeeded);
+  m.failed = count(Event::failed);
+  m.retried = count(Event::retried);
+  m.cancelled = count(Event::cancelled);
+  m.timed_out = count(Event::timed_out);
+  m.queued = flow_.queued.get();
+  m.running = counters_.get(Event::started) - counters_.get(Event::ended);
+  m.retry_wait = counters_.get(Event::retry_entered) - counters_.get(Event::retry_left);
+  m.in_flight = flow_.in_flight.get();
   m.queue_wait = queue_wait_.snapshot();
   m.run_time = run_time_.snapshot();
   return m;
