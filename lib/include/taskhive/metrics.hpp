@@ -5,6 +5,9 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <optional>
+
+#include "taskhive/admission.hpp"
 
 namespace taskhive {
 
@@ -67,6 +70,8 @@ struct MetricsSnapshot {
   // Latency.
   HistogramSnapshot queue_wait;  ///< from (re)queueing to start
   HistogramSnapshot run_time;    ///< one attempt's run
+  /// The admission policy's numbers, when the scheduler has one.
+  std::optional<AdmissionStats> admission;
 
   std::uint64_t finished() const noexcept { return succeeded + failed + cancelled + timed_out; }
 };

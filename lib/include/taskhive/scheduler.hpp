@@ -11,6 +11,7 @@
 #include <type_traits>
 #include <utility>
 
+#include "taskhive/admission.hpp"
 #include "taskhive/clock.hpp"
 #include "taskhive/metrics.hpp"
 #include "taskhive/task.hpp"
@@ -50,6 +51,9 @@ struct SchedulerOptions {
   std::shared_ptr<Clock> clock = Clock::steady();
   /// Worker threads are named "<name>-w<N>" (15 characters at most, a Linux limit), the timer "<name>-timer".
   std::string name = "taskhive";
+  /// Load shedding at submit: a task the policy refuses ends rejected with the policy's reason. The task's
+  /// TaskOptions::load is admitted at submit and released at its final state, however it ends.
+  std::shared_ptr<AdmissionPolicy> admission{};
 };
 
 /// A pool of workers on a tbb::task_arena that runs submitted tasks in priority order.

@@ -166,7 +166,17 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
     return reject(std::move(record),
                   fmt::format("scheduler '{}' is shutting down and accepts no new tasks", options_.name));
   }
+  const auto& admission = options_.admission;
+  if (admission) {
+    if (auto refusal = admission->try_admit(record->load))
+      return reject(std::move(record), std::move(*refusal));
+    record->admitted = true;
+  }
   if (!reserve_slot(wait, until)) {
+    if (record->admitted) {
+      admission->release(record->load, TaskState::rejected, std::chrono::nanoseconds::zero());
+      record->admitted = false;
+    }
     if (!accepting_.load(std::memory_order_seq_cst)) {
       return reject(std::move(record),
                     fmt::format("scheduler '{}' is shutting down and accepts no new tasks", options_.name));
@@ -495,7 +505,12 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   }
   if (auto timer = record.deadline_timer.exchange(0)) timer_.cancel(timer);
   record.fn = nullptr;  // free what the callable captured as soon as it cannot run again
-  record.finished_ns.store(now != 0 ? now : now_ns(), std::memory_order_relaxed);
+  const auto finished = now != 0 ? now : now_ns();
+  record.finished_ns.store(finished, std::memory_order_relaxed);
+  if (record.admitted) {
+    const auto latency = finished - record.created_ns.load(std::memory_order_relaxed);
+    options_.admission->release(record.load, final_state, std::chrono::nanoseconds(latency));
+  }
   switch (final_state) {
     case TaskState::succeeded:
       counters_.add(Event::succeeded);
@@ -536,6 +551,7 @@ MetricsSnapshot SchedulerCore::metrics() const {
   m.running = counters_.get(Event::started) - counters_.get(Event::ended);
   m.retry_wait = counters_.get(Event::retry_entered) - counters_.get(Event::retry_left);
   m.in_flight = flow_.in_flight.get();
+  if (options_.admission) m.admission = options_.admission->stats();
   m.queue_wait = queue_wait_.snapshot();
   m.run_time = run_time_.snapshot();
   return m;

@@ -45,6 +45,7 @@ struct TaskRecord {
   std::uint64_t cancel_epoch = 0;  // the scheduler's cancel_all() epoch when submitted
   int priority = 0;
   std::uint32_t load = 1;
+  bool admitted = false;  // holds `load` from the scheduler's admission policy until final
   std::atomic<std::int32_t> attempts{0};
   std::atomic<TaskState> state{TaskState::queued};
   std::atomic<StopReason> stop{StopReason::none};
