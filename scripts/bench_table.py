@@ -31,6 +31,52 @@ def fmt_num(v):
     return f"{v:.3g}"
 
 
+def fmt_mib(v):
+    v = v or 0.0
+    return f"{v * 1024:.0f} KiB" if abs(v) < 1 else f"{v:.3g} MiB"
+
+
+def admission_summary(runs, medians):
+    """Issue 3's admission targets, read off the BM_admission_* cases."""
+    lines = []
+
+    def case(prefix, suffix=""):
+        name = next((n for n in medians if n.startswith(prefix) and n.endswith(suffix)), None)
+        return (name, medians[name]) if name else (None, None)
+
+    _, one = case("BM_admission_acquire_release", "threads:1")
+    if one:
+        verdict = "met" if one["time_ns"] <= 50 else "NOT met"
+        line = f"admission: acquire+release, uncontended = {fmt_time(one['time_ns'])} (target <= 50 ns: {verdict})"
+        _, two = case("BM_admission_acquire_release", "threads:2")
+        if two:
+            line += f"; 2 threads, one controller = {fmt_time(two['time_ns'])}"
+        lines.append(line)
+    _, refuse = case("BM_admission_refuse")
+    if refuse:
+        lines.append(f"admission: one refusal (reason formatted) = {fmt_time(refuse['time_ns'])}")
+    name, over = case("BM_admission_overload/")
+    if over:
+        c = over["counters"]
+        # Per-iteration averages: equal up to float rounding when every offer was accepted or rejected.
+        adds_up = all(abs(r.get("accepted", 0) + r.get("rejected", 0) - r.get("offered", -1)) < 1e-6 * r.get("offered", 1)
+                      for r in runs[name])
+        lines.append(
+            f"admission: overload at {c.get('offered_x', 0):.2f}x capacity: offered {fmt_num(c.get('offered'))} = "
+            f"accepted {fmt_num(c.get('accepted'))} + rejected {fmt_num(c.get('rejected'))} "
+            f"({'adds up in every run' if adds_up else 'DOES NOT ADD UP'}); peak queue {fmt_num(c.get('peak_queued'))}, "
+            f"peak load {fmt_num(c.get('peak_load'))}; RSS +{fmt_mib(c.get('rss_growth_mib'))}; accepted p99 "
+            f"queue wait {fmt_time(c.get('p99_wait_us', 0) * 1e3)}; utilization {c.get('utilization', 0):.2f}")
+    _, base = case("BM_admission_overload_no_admission")
+    if base:
+        c = base["counters"]
+        lines.append(
+            f"admission: same offered load, no admission control: peak queue {fmt_num(c.get('peak_queued'))}; "
+            f"RSS +{fmt_mib(c.get('rss_growth_mib'))}; p99 queue wait {fmt_time(c.get('p99_wait_us', 0) * 1e3)}; "
+            f"utilization {c.get('utilization', 0):.2f}")
+    return lines
+
+
 def main(argv):
     merge_out = None
     if argv[:1] == ["--merge"]:
@@ -96,6 +142,7 @@ def main(argv):
         m = find(f"BM_10us_{who}")
         if m and m["counters"].get("efficiency") is not None:
             ratios.append(f"10us:  efficiency {who:<15} = {m['counters']['efficiency']:.2f}")
+    ratios += admission_summary(runs, medians)
     if ratios:
         print()
         print("\n".join(ratios))
