@@ -124,3 +124,18 @@ TEST_CASE("a task's load is released at its final state however it ends", "[admi
   CHECK(policy->released(TaskState::failed) == 1);  // once, though it ran twice
   CHECK(policy->released(TaskState::rejected) == 1);
 }
+
+TEST_CASE("an admission policy that throws rejects the task and leaves the scheduler whole", "[admission]") {
+  class Broken final : public AdmissionPolicy {
+   public:
+    std::optional<std::string> try_admit(std::uint32_t) override { throw std::runtime_error("policy bug"); }
+    void release(std::uint32_t, TaskState, std::chrono::nanoseconds) noexcept override {}
+    AdmissionStats stats() const override { return {}; }
+  };
+  Scheduler scheduler({.workers = 1, .admission = std::make_shared<Broken>()});
+  auto task = scheduler.submit([] {});
+  CHECK(task.state() == TaskState::rejected);
+  CHECK(task.error() == "the admission policy failed: policy bug");
+  scheduler.wait_idle();  // would hang if the failed submit had left itself counted in flight
+  CHECK(scheduler.metrics().in_flight == 0);
+}

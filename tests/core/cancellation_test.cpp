@@ -230,7 +230,7 @@ TEST_CASE("a cancel racing a task's move into retry_wait is not lost", "[cancel]
   // cancel would leave the task waiting forever instead of ending cancelled.
   auto clock = std::make_shared<ManualClock>();
   Scheduler scheduler({.workers = 1, .clock = clock});
-  for (int i = 0; i < 300; ++i) {
+  for (int i = 0; i < 2000; ++i) {
     std::atomic<bool> about_to_throw{false};
     auto task = scheduler.submit(
         [&] {
@@ -245,4 +245,56 @@ TEST_CASE("a cancel racing a task's move into retry_wait is not lost", "[cancel]
   }
   scheduler.shutdown(taskhive::ShutdownMode::cancel);
   CHECK(scheduler.metrics().retry_wait == 0);
+}
+
+TEST_CASE("a task seen final has its error and finish time recorded", "[cancel]") {
+  // cancel() on one thread, done() then error() on another: the final state must not show before the rest.
+  Scheduler scheduler({.workers = 1});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  for (int i = 0; i < 2000; ++i) {
+    auto task = scheduler.submit([] {});
+    std::thread canceller([&] { task.cancel(); });
+    while (!task.done()) std::this_thread::yield();
+    CHECK(task.error() == "cancelled before it started");
+    CHECK(task.finished_at().has_value());
+    canceller.join();
+  }
+  gate.open();
+  scheduler.wait_idle();
+  CHECK(scheduler.metrics().cancelled == 2000);
+}
+
+TEST_CASE("a task cancelled while waiting to retry keeps the exception that made it retry",
+          "[cancel][retry]") {
+  auto clock = std::make_shared<ManualClock>();
+  Scheduler scheduler({.workers = 1, .clock = clock});
+  auto task = scheduler.submit([] { throw std::runtime_error("first failure"); },
+                               {.retry = {.max_retries = 3, .initial_delay = 1h, .jitter = false}});
+  while (task.state() != TaskState::retry_wait) std::this_thread::yield();
+  task.cancel();
+  CHECK(task.wait() == TaskState::cancelled);
+  CHECK(task.error() == "cancelled while it waited to retry");
+  REQUIRE(task.exception() != nullptr);
+  CHECK_THROWS_WITH(std::rethrow_exception(task.exception()), "first failure");
+}
+
+TEST_CASE("a blocked submitter is not stranded when another one's group was cancelled",
+          "[cancel][group][capacity]") {
+  Scheduler scheduler({.workers = 1, .queue_capacity = 1});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  scheduler.submit([] {});  // the one slot
+  TaskGroup cancelled_group;
+  cancelled_group.cancel();
+  TaskHandle into_group, ordinary;
+  std::thread first([&] { into_group = scheduler.submit([] {}, {.group = cancelled_group}); });
+  std::thread second([&] { ordinary = scheduler.submit([] {}); });
+  gate.open();  // the slot frees; whichever submitter wins it, the other must get one too
+  first.join();
+  second.join();
+  CHECK(into_group.state() == TaskState::cancelled);
+  CHECK(ordinary.wait() == TaskState::succeeded);
 }

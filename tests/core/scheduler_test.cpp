@@ -345,3 +345,34 @@ TEST_CASE("metrics count queue waits and run times", "[scheduler][metrics]") {
   CHECK(m.queue_wait.p50 <= m.queue_wait.p99);
   CHECK(m.queue_wait.p99 <= m.queue_wait.max);
 }
+
+TEST_CASE("two schedulers each get all their workers at once", "[scheduler]") {
+  Scheduler first({.workers = 2, .name = "one"});
+  Scheduler second({.workers = 2, .name = "two"});
+  Gate gate;
+  std::vector<TaskHandle> handles;
+  for (auto* s : {&first, &second}) {
+    for (int i = 0; i < 2; ++i) handles.push_back(s->submit([&] { gate.wait(); }));
+  }
+  CHECK(gate.wait_for_waiters(4));
+  gate.open();
+  for (auto& h : handles) CHECK(h.wait() == TaskState::succeeded);
+}
+
+TEST_CASE("huge durations saturate instead of overflowing", "[scheduler][timeout]") {
+  Scheduler scheduler({.workers = 1});
+  auto forever = scheduler.submit([] {}, {.timeout = std::chrono::nanoseconds::max()});
+  CHECK(forever.wait() == TaskState::succeeded);
+  taskhive::RetryPolicy patient{
+      .max_retries = 100, .max_delay = std::chrono::nanoseconds::max(), .jitter = false};
+  CHECK(patient.ceiling(80) == std::chrono::nanoseconds::max());
+  CHECK(patient.delay(80, 0.5) == std::chrono::nanoseconds::max());
+  patient.jitter = true;
+  CHECK(patient.delay(80, 1.0) > std::chrono::nanoseconds::zero());
+  CHECK(forever.wait_for(std::chrono::nanoseconds::max()));
+}
+
+TEST_CASE("options that cannot work are refused at construction", "[scheduler]") {
+  CHECK_THROWS_AS(Scheduler({.queue_capacity = 0}), std::invalid_argument);
+  CHECK_THROWS_AS(Scheduler({.aging_step = -1ms}), std::invalid_argument);
+}

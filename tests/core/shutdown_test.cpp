@@ -128,3 +128,19 @@ TEST_CASE("nothing is lost when many producers race a drain", "[shutdown]") {
   CHECK(m.succeeded == static_cast<std::uint64_t>(ran.load()));
   CHECK(m.submitted == m.finished());
 }
+
+TEST_CASE("shutdown(cancel) cuts short a drain already in progress", "[shutdown]") {
+  Scheduler scheduler({.workers = 1});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  std::vector<TaskHandle> queued;
+  for (int i = 0; i < 20; ++i) queued.push_back(scheduler.submit([] {}));
+  std::thread drainer([&] { scheduler.shutdown(ShutdownMode::drain); });
+  std::thread canceller([&] { scheduler.shutdown(ShutdownMode::cancel); });
+  for (auto& h : queued) CHECK(h.wait() == TaskState::cancelled);  // the drain alone would wait for the gate
+  gate.open();
+  drainer.join();
+  canceller.join();
+  CHECK(scheduler.metrics().submitted == scheduler.metrics().finished());
+}

@@ -38,7 +38,7 @@ std::string_view to_string(TaskState state) noexcept;
 
 /// True for succeeded, failed, cancelled, timed_out and rejected.
 constexpr bool is_final(TaskState state) noexcept {
-  return state >= TaskState::succeeded;
+  return state >= TaskState::succeeded && state <= TaskState::rejected;
 }
 
 /// How a task is scheduled. Every field has a sensible default, so designated initializers read well:

@@ -13,6 +13,7 @@
 #include "scheduler_core.hpp"
 #include "taskhive/logging.hpp"
 #include "thread_name.hpp"
+#include "time_math.hpp"
 
 namespace taskhive {
 namespace detail {
@@ -21,6 +22,9 @@ namespace {
 // A drainer hands its thread back to the arena after this many tasks, so other work in the arena (flow
 // graphs share it) gets a turn; it re-enqueues itself if the queue is not empty.
 constexpr int kDrainerBatch = 256;
+
+// Tombstones (entries of cancelled tasks) tolerated in the queue before it is rebuilt without them.
+constexpr std::int64_t kPurgeThreshold = 4096;
 
 double uniform01() {
   thread_local std::mt19937_64 engine{std::random_device{}() ^
@@ -49,8 +53,7 @@ std::int64_t saturating_sub_mul(std::int64_t base, std::int64_t factor, std::int
 
 }  // namespace
 
-// --- WorkerNamer
-// -----------------------------------------------------------------------------------------------
+// --- WorkerNamer -----------------------------------------------------------------------------------------
 
 WorkerNamer::WorkerNamer(tbb::task_arena& arena, std::string prefix)
     : tbb::task_scheduler_observer(arena), prefix_(std::move(prefix)) {
@@ -66,30 +69,35 @@ void WorkerNamer::on_scheduler_entry(bool is_worker) {
   set_current_thread_name(fmt::format("{}-w{}", prefix_, tbb::this_task_arena::current_thread_index()));
 }
 
-// --- construction and shutdown
-// ----------------------------------------------------------------------------------
+// --- construction and shutdown ---------------------------------------------------------------------------
+
+namespace {
+SchedulerOptions validated(SchedulerOptions options) {
+  if (options.queue_capacity == 0)
+    throw std::invalid_argument("SchedulerOptions::queue_capacity must be at least 1");
+  if (options.aging_step < std::chrono::nanoseconds::zero()) {
+    throw std::invalid_argument("SchedulerOptions::aging_step must not be negative");
+  }
+  return options;
+}
+}  // namespace
 
 SchedulerCore::SchedulerCore(SchedulerOptions options)
-    : options_(std::move(options)),
+    : options_(validated(std::move(options))),
       clock_(options_.clock ? options_.clock : Clock::steady()),
       max_drainers_(static_cast<int>(resolve_workers(options_.workers))),
-      parallelism_(),
+      reservation_(static_cast<std::size_t>(max_drainers_)),
       // No slots reserved for application threads: all `workers` slots go to TBB workers, which is what makes
       // the arena's concurrency real (with the global_control below).
       arena_(max_drainers_, 0),
       timer_(clock_, options_.name + "-timer") {
   options_.workers = static_cast<unsigned>(max_drainers_);
   options_.clock = clock_;
-  // oneTBB creates hardware_concurrency - 1 workers unless told otherwise; an arena of N needs N of them.
-  const auto needed = static_cast<std::size_t>(max_drainers_) + 1;
-  if (tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism) < needed) {
-    parallelism_.emplace(tbb::global_control::max_allowed_parallelism, needed);
-  }
-  if (tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism) < needed) {
+  if (WorkerReservation::allowed_threads() < static_cast<std::size_t>(max_drainers_) + 1) {
     logger()->warn(
-        "scheduler '{}': another tbb::global_control limits oneTBB to {} threads; {} workers asked",
-        options_.name, tbb::global_control::active_value(tbb::global_control::max_allowed_parallelism),
-        max_drainers_);
+        "scheduler '{}': a tbb::global_control of the application limits oneTBB to {} threads, so "
+        "fewer than the {} workers asked for can run at once",
+        options_.name, WorkerReservation::allowed_threads(), max_drainers_);
   }
   arena_.initialize();
   namer_.emplace(arena_, options_.name);
@@ -107,7 +115,7 @@ SchedulerCore::~SchedulerCore() {
 }
 
 void SchedulerCore::shutdown(ShutdownMode mode) {
-  std::lock_guard once(shutdown_mutex_);
+  // Not under shutdown_mutex_: a shutdown(cancel) must be able to cut short a drain already in progress.
   if (mode == ShutdownMode::cancel) cancelling_.store(true, std::memory_order_seq_cst);
   accepting_.store(false, std::memory_order_seq_cst);
   {
@@ -116,11 +124,9 @@ void SchedulerCore::shutdown(ShutdownMode mode) {
   }
   if (mode == ShutdownMode::cancel) cancel_all();
   wait_idle();
-  if (!shut_down_) {
-    // Every task is final; drainers may still be on their way out of the arena.
-    arena_.execute([this] { drainers_group_.wait(); });
-    shut_down_ = true;
-  }
+  // Every task is final; drainers may still be on their way out of the arena.
+  std::lock_guard once(shutdown_mutex_);
+  arena_.execute([this] { drainers_group_.wait(); });
 }
 
 void SchedulerCore::wait_idle() {
@@ -131,8 +137,7 @@ void SchedulerCore::wait_idle() {
   idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
-// --- submission
-// -------------------------------------------------------------------------------------------------
+// --- submission ------------------------------------------------------------------------------------------
 
 std::int64_t SchedulerCore::now_ns() const noexcept {
   return to_ns(clock_->now());
@@ -156,8 +161,10 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   const auto now = clock_->now();
   const auto now_count = to_ns(now);
   record->created_ns.store(now_count, std::memory_order_relaxed);
-  if (options.timeout) record->deadline = now + std::chrono::duration_cast<Clock::duration>(*options.timeout);
+  if (options.timeout) record->deadline = saturating_add(now, *options.timeout);
   if (options.deadline) record->deadline = std::min(record->deadline, *options.deadline);
+  // Read before the accepting_ check, so a cancel_all() from shutdown(cancel) that follows covers this task.
+  record->cancel_epoch = cancel_epoch_.load(std::memory_order_seq_cst);
 
   // Count the task in flight before checking accepting_: shutdown() clears accepting_ and then waits for
   // flow_.in_flight to reach 0, so either it sees this task or this task sees it shutting down.
@@ -168,8 +175,13 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   }
   const auto& admission = options_.admission;
   if (admission) {
-    if (auto refusal = admission->try_admit(record->load))
-      return reject(std::move(record), std::move(*refusal));
+    std::optional<std::string> refusal;
+    try {
+      refusal = admission->try_admit(record->load);
+    } catch (...) {
+      refusal = "the admission policy failed: " + describe(std::current_exception());
+    }
+    if (refusal) return reject(std::move(record), std::move(*refusal));
     record->admitted = true;
   }
   if (!reserve_slot(wait, until)) {
@@ -186,25 +198,38 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
                               flow_.queued.get(), options_.queue_capacity));
   }
   counters_.add(Event::submitted);
-  record->cancel_epoch = cancel_epoch_.load(std::memory_order_acquire);
-  if (options.group) {
-    record->group = options.group->state();
-    if (!record->group->join(record)) {
-      record->group.reset();
-      flow_.queued.add(-1);
-      record->state.store(TaskState::cancelled, std::memory_order_relaxed);
-      finish(*record, TaskState::cancelled, nullptr, "its task group was cancelled before it was submitted");
-      return TaskHandle(std::move(record));
+  TaskHandle handle(record);
+  // From here the task is accepted and may become visible to its group and the timer, which can end it before
+  // it is pushed; an extra in-flight count keeps shutdown() from completing under the push.
+  flow_.in_flight.add(1);
+  try {
+    if (options.group) {
+      record->group = options.group->state();
+      if (!record->group->join(record)) {
+        record->group.reset();
+        release_slot();
+        finish(*record, TaskState::cancelled, nullptr,
+               "its task group was cancelled before it was submitted");
+        leave_in_flight();
+        return handle;
+      }
+    }
+    if (record->deadline != Clock::time_point::max()) {
+      std::weak_ptr<TaskRecord> weak = record;
+      record->deadline_timer.store(timer_.schedule_at(record->deadline, [weak] {
+        if (auto r = weak.lock()) detail::request_stop(r, StopReason::timed_out);
+      }));
+    }
+    push(std::move(record), now_count);
+  } catch (...) {
+    // Out of memory while publishing it: end the task through its state machine, so accounting stays whole.
+    if (record && record->transition(TaskState::queued, kFinishing)) {
+      release_slot();
+      finish(*record, TaskState::failed, std::current_exception(),
+             "could not be queued: " + describe(std::current_exception()));
     }
   }
-  if (record->deadline != Clock::time_point::max()) {
-    std::weak_ptr<TaskRecord> weak = record;
-    record->deadline_timer.store(timer_.schedule_at(record->deadline, [weak] {
-      if (auto r = weak.lock()) detail::request_stop(r, StopReason::timed_out);
-    }));
-  }
-  TaskHandle handle(record);
-  push(std::move(record), now_count);
+  leave_in_flight();
   return handle;
 }
 
@@ -214,11 +239,15 @@ TaskHandle SchedulerCore::reject(std::shared_ptr<TaskRecord> record, std::string
   record->finished_ns.store(now_ns(), std::memory_order_relaxed);
   counters_.add(Event::rejected);
   publish_final(*record, TaskState::rejected);
+  leave_in_flight();
+  return TaskHandle(std::move(record));
+}
+
+void SchedulerCore::leave_in_flight() noexcept {
   if (flow_.in_flight.add(-1) == 0 && idle_waiters_.load(std::memory_order_seq_cst) > 0) {
     std::lock_guard lock(idle_mutex_);
     idle_cv_.notify_all();
   }
-  return TaskHandle(std::move(record));
 }
 
 bool SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> until) {
@@ -244,8 +273,9 @@ bool SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> unt
     }
   }
   space_waiters_.fetch_sub(1, std::memory_order_seq_cst);
+  lock.unlock();  // release_slot() takes it
   if (taken && !accepting_.load(std::memory_order_seq_cst)) {
-    flow_.queued.add(-1);
+    release_slot();  // a slot won just as shutdown began: pass it on, another waiter may be refused it too
     return false;
   }
   return taken;
@@ -268,8 +298,7 @@ void SchedulerCore::push(std::shared_ptr<TaskRecord> record, std::int64_t queued
   ensure_drainer();
 }
 
-// --- draining
-// ---------------------------------------------------------------------------------------------------
+// --- draining --------------------------------------------------------------------------------------------
 //
 // At most `workers` drainer jobs live in the arena; each pops and runs tasks until the queue is empty. A push
 // increments entries and then looks at drainers_; the last drainer to leave decrements drainers_ to 0 and
@@ -317,14 +346,14 @@ void SchedulerCore::drain() noexcept {
 void SchedulerCore::dispatch(std::shared_ptr<TaskRecord> record) noexcept {
   if (record->state.load(std::memory_order_acquire) != TaskState::queued) return;  // cancelled while queued
   if (deadline_passed(*record)) {
-    if (record->transition(TaskState::queued, TaskState::timed_out)) {
+    if (record->transition(TaskState::queued, kFinishing)) {
       release_slot();
       finish(*record, TaskState::timed_out, nullptr, "its deadline passed while it was queued");
     }
     return;
   }
   if (stop_requested(*record)) {
-    if (record->transition(TaskState::queued, TaskState::cancelled)) {
+    if (record->transition(TaskState::queued, kFinishing)) {
       release_slot();
       finish(*record, TaskState::cancelled, nullptr, "cancelled before it started");
     }
@@ -366,8 +395,7 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
   }
 }
 
-// --- retries
-// ----------------------------------------------------------------------------------------------------
+// --- retries ---------------------------------------------------------------------------------------------
 
 void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
                                    std::exception_ptr error) noexcept {
@@ -377,6 +405,8 @@ void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
                   describe(error), std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
   counters_.add(Event::retried);
   counters_.add(Event::retry_entered);
+  // Kept so that a task cancelled or timed out while waiting still reports what made it retry.
+  record->failure = std::make_unique<Failure>(Failure{describe(error), error});
   {
     // The timer entry and the retries_ entry exist before anyone can see retry_wait, so whoever ends the task
     // from retry_wait (cancel, deadline, cancel_all) finds them to remove. The lock also holds back the timer
@@ -386,7 +416,8 @@ void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
     retries_[record.get()] = PendingRetry{record, id};
     record->state.store(TaskState::retry_wait, std::memory_order_seq_cst);
   }
-  // A cancel() that arrived while the task was still running only set its stop flag; cancel_all() bumped the
+  // A cancel() that arrived while the task was still running only set its stop flag (and re-reads the state
+  // after, so one of the two sides sees the other: both are sequentially consistent); cancel_all() bumped the
   // epoch before it looked at retries_. Either way, end the task now instead of after its backoff.
   if (stop_requested(*record)) {
     detail::request_stop(record, deadline_passed(*record) ? StopReason::timed_out : StopReason::cancelled);
@@ -395,11 +426,25 @@ void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
 
 void SchedulerCore::on_retry_due(const std::shared_ptr<TaskRecord>& record) noexcept {
   forget_retry(record.get());
-  if (!record->transition(TaskState::retry_wait, TaskState::queued))
-    return;  // cancelled or timed out meanwhile
-  counters_.add(Event::retry_left);
-  flow_.queued.add(1);  // an accepted task coming back is never refused for capacity
-  push(record, now_ns());
+  // Once queued, a cancel may end the task before it is pushed: hold shutdown back across the push, and count
+  // the slot first so the queued gauge never dips below zero. Returning tasks are never refused for capacity.
+  flow_.in_flight.add(1);
+  flow_.queued.add(1);
+  if (record->transition(TaskState::retry_wait, TaskState::queued)) {
+    counters_.add(Event::retry_left);
+    try {
+      push(record, now_ns());
+    } catch (...) {
+      if (record->transition(TaskState::queued, kFinishing)) {
+        release_slot();
+        finish(*record, TaskState::failed, std::current_exception(),
+               "could not be queued again for its retry");
+      }
+    }
+  } else {
+    release_slot();  // cancelled or timed out meanwhile
+  }
+  leave_in_flight();
 }
 
 void SchedulerCore::forget_retry(TaskRecord* record) noexcept {
@@ -412,16 +457,15 @@ void SchedulerCore::forget_retry(TaskRecord* record) noexcept {
   timer_.cancel(pending.timer);
 }
 
-// --- cancellation
-// -----------------------------------------------------------------------------------------------
+// --- cancellation ----------------------------------------------------------------------------------------
 
 bool SchedulerCore::deadline_passed(const TaskRecord& record) const noexcept {
-  if (record.stop.load(std::memory_order_acquire) == StopReason::timed_out) return true;
+  if (record.stop.load(std::memory_order_seq_cst) == StopReason::timed_out) return true;
   return record.deadline != Clock::time_point::max() && clock_->now() >= record.deadline;
 }
 
 bool SchedulerCore::stop_requested(const TaskRecord& record) const noexcept {
-  if (record.stop.load(std::memory_order_acquire) != StopReason::none) return true;
+  if (record.stop.load(std::memory_order_seq_cst) != StopReason::none) return true;
   if (record.group && record.group->cancelled.load(std::memory_order_acquire)) return true;
   if (record.cancel_epoch < cancel_epoch_.load(std::memory_order_acquire)) return true;
   return deadline_passed(record);
@@ -429,36 +473,73 @@ bool SchedulerCore::stop_requested(const TaskRecord& record) const noexcept {
 
 bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) {
   // Only a task that is not final is touched through its scheduler: until it is final, the scheduler's
-  // flow_.in_flight count holds shutdown back, so the scheduler is alive even if another thread is ending it.
+  // in-flight count holds shutdown back, so the scheduler is alive even if another thread is ending it.
   const auto final_state = reason == StopReason::timed_out ? TaskState::timed_out : TaskState::cancelled;
   const bool timed_out = reason == StopReason::timed_out;
+  bool asked_running_task = false;
   for (;;) {
-    auto state = record->state.load(std::memory_order_acquire);
-    switch (state) {
-      case TaskState::queued:
-        if (!record->transition(TaskState::queued, final_state)) continue;
-        record->core->release_slot();  // its queue entry stays behind as a tombstone that drainers skip
-        record->core->finish(
-            *record, final_state, nullptr,
-            timed_out ? "its deadline passed while it was queued" : "cancelled before it started");
-        return true;
-      case TaskState::retry_wait:
-        if (!record->transition(TaskState::retry_wait, final_state)) continue;
-        record->core->forget_retry(record.get());
-        record->core->counters_.add(Event::retry_left);
-        record->core->finish(*record, final_state, nullptr,
-                             timed_out ? "its deadline passed while it waited to retry"
-                                       : "cancelled while it waited to retry");
-        return true;
-      case TaskState::running: {
-        auto none = StopReason::none;
-        record->stop.compare_exchange_strong(none, reason, std::memory_order_acq_rel);
+    switch (record->state.load(std::memory_order_seq_cst)) {
+      case TaskState::queued: {
+        if (!record->transition(TaskState::queued, kFinishing)) continue;
+        auto& core = *record->core;
+        core.release_slot();  // its queue entry stays behind as a tombstone that drainers skip
+        core.finish(*record, final_state, nullptr,
+                    timed_out ? "its deadline passed while it was queued" : "cancelled before it started");
+        core.purge_tombstones_if_many();
         return true;
       }
-      default:
-        return false;
+      case TaskState::retry_wait: {
+        if (!record->transition(TaskState::retry_wait, kFinishing)) continue;
+        auto& core = *record->core;
+        core.forget_retry(record.get());
+        core.counters_.add(Event::retry_left);
+        core.finish(*record, final_state, nullptr,
+                    timed_out ? "its deadline passed while it waited to retry"
+                              : "cancelled while it waited to retry");
+        return true;
+      }
+      case TaskState::running: {
+        auto none = StopReason::none;
+        record->stop.compare_exchange_strong(none, reason, std::memory_order_seq_cst);
+        asked_running_task = true;
+        // The run may have ended meanwhile and moved the task to retry_wait before it could see the flag:
+        // look again, and end it there if so (schedule_retry() re-checks the flag after publishing
+        // retry_wait).
+        if (record->state.load(std::memory_order_seq_cst) == TaskState::running) return true;
+        continue;
+      }
+      default:  // final, or being finished by someone else
+        return asked_running_task;
     }
   }
+}
+
+void SchedulerCore::purge_tombstones_if_many() noexcept {
+  // Cancelled tasks leave their entries in the heap; they cost memory the queue capacity does not bound, so
+  // once they outnumber the live entries (and there are enough to matter) the queue is rebuilt without them.
+  const auto entries = flow_.entries.load(std::memory_order_relaxed);
+  const auto live = flow_.queued.get();
+  if (entries - live <= std::max<std::int64_t>(kPurgeThreshold, live)) return;
+  bool idle = false;
+  if (!purging_.compare_exchange_strong(idle, true, std::memory_order_acq_rel)) return;
+  std::vector<QueueEntry> kept;
+  QueueEntry entry;
+  try {
+    kept.reserve(static_cast<std::size_t>(std::max<std::int64_t>(live, 0)));
+    while (queue_.try_pop(entry)) {
+      flow_.entries.fetch_sub(1, std::memory_order_seq_cst);
+      if (entry.record->state.load(std::memory_order_acquire) == TaskState::queued)
+        kept.push_back(std::move(entry));
+    }
+  } catch (...) {  // out of memory: keep what was popped, stop purging
+    if (entry.record) kept.push_back(std::move(entry));
+  }
+  for (auto& e : kept) {
+    queue_.push(std::move(e));
+    flow_.entries.fetch_add(1, std::memory_order_seq_cst);
+  }
+  if (!kept.empty()) ensure_drainer();
+  purging_.store(false, std::memory_order_release);
 }
 
 void SchedulerCore::cancel_all() {
@@ -490,12 +571,12 @@ void SchedulerCore::cancel_all() {
   for (auto& r : waiting) detail::request_stop(r, StopReason::cancelled);
 }
 
-// --- the end of a task
-// ------------------------------------------------------------------------------------------
+// --- the end of a task -----------------------------------------------------------------------------------
 
 void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::exception_ptr error,
                            std::string message, std::int64_t now) noexcept {
   if (final_state != TaskState::succeeded) {
+    if (!error && record.failure) error = record.failure->exception;  // what made it retry, if it did
     if (message.empty()) message = describe(error);
     if (final_state == TaskState::failed) {
       logger()->debug("task '{}' failed after {} attempt(s): {}", record.name,
@@ -529,12 +610,8 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   }
   if (record.group) record.group->leave();
   publish_final(record, final_state);
-  // Last: once flow_.in_flight reaches 0 the scheduler may be destroyed, so nothing below touches `record` or
-  // more than the idle mutex and condition variable.
-  if (flow_.in_flight.add(-1) == 0 && idle_waiters_.load(std::memory_order_seq_cst) > 0) {
-    std::lock_guard lock(idle_mutex_);
-    idle_cv_.notify_all();
-  }
+  // Last: once the in-flight count reaches 0 the scheduler may be destroyed.
+  leave_in_flight();
 }
 
 MetricsSnapshot SchedulerCore::metrics() const {
@@ -559,8 +636,7 @@ MetricsSnapshot SchedulerCore::metrics() const {
 
 }  // namespace detail
 
-// --- Scheduler: the public face
-// -----------------------------------------------------------------------------------
+// --- Scheduler: the public face --------------------------------------------------------------------------
 
 Scheduler::Scheduler(SchedulerOptions options)
     : core_(std::make_shared<detail::SchedulerCore>(std::move(options))) {}
@@ -573,7 +649,7 @@ TaskHandle Scheduler::submit_impl(TaskFunction fn, TaskOptions options, Wait wai
                                   std::chrono::nanoseconds timeout) {
   std::optional<Clock::time_point> until;
   if (wait == Wait::until_timeout) {
-    until = core_->options().clock->now() + std::chrono::duration_cast<Clock::duration>(timeout);
+    until = detail::saturating_add(core_->options().clock->now(), timeout);
   }
   return core_->submit(std::move(fn), std::move(options), wait != Wait::never, until);
 }

@@ -11,11 +11,11 @@
 #include <unordered_map>
 
 #include <oneapi/tbb/concurrent_priority_queue.h>
-#include <oneapi/tbb/global_control.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 #include <oneapi/tbb/task_scheduler_observer.h>
 
+#include "parallelism.hpp"
 #include "sharded_counters.hpp"
 #include "task_record.hpp"
 #include "taskhive/metrics.hpp"
@@ -84,6 +84,9 @@ class SchedulerCore {
 
   bool reserve_slot(bool wait, std::optional<Clock::time_point> until);
   void release_slot() noexcept;
+  /// One in-flight count ends; the last one wakes wait_idle() and shutdown(). After it, `this` may be gone.
+  void leave_in_flight() noexcept;
+  void purge_tombstones_if_many() noexcept;
   void push(std::shared_ptr<TaskRecord> record, std::int64_t queued_ns);
   void ensure_drainer() noexcept;
   void drain() noexcept;
@@ -101,15 +104,16 @@ class SchedulerCore {
   std::shared_ptr<Clock> clock_;
   int max_drainers_;
 
-  // Declared in construction order: the parallelism control must exist before the arena starts.
-  std::optional<tbb::global_control> parallelism_;
+  // Declared in construction order: oneTBB must allow the workers before the arena starts.
+  WorkerReservation reservation_;
   tbb::task_arena arena_;
   std::optional<WorkerNamer> namer_;
   tbb::task_group drainers_group_;
   Clock::SubscriptionId clock_subscription_ = 0;
 
   tbb::concurrent_priority_queue<QueueEntry, RunsLater> queue_;
-  std::atomic<std::uint64_t> sequence_{0};
+  // Written by submitters only: kept off the queue's and the drainers' cache lines.
+  alignas(64) std::atomic<std::uint64_t> sequence_{0};
   // The three counts every task moves on its way through, on one cache line on purpose: a submitter and a
   // worker each update all three, so sharing the line costs one transfer per side instead of three.
   struct alignas(64) Flow {
@@ -118,9 +122,11 @@ class SchedulerCore {
     std::atomic<std::int64_t> entries{0};  // in queue_, tombstones included: tells drainers there is work
   } flow_;
   alignas(64) std::atomic<int> drainers_{0};  // drainer jobs alive in the arena
-  std::atomic<std::uint64_t> cancel_epoch_{0};
+  // Read on every submit and rarely written: a line of their own, away from drainers_, which changes often.
+  alignas(64) std::atomic<std::uint64_t> cancel_epoch_{0};
   std::atomic<bool> accepting_{true};
   std::atomic<bool> cancelling_{false};  // shutdown(cancel): failures are final, no retries
+  std::atomic<bool> purging_{false};     // one tombstone purge at a time
 
   ShardedCounters counters_;
   Histogram queue_wait_, run_time_;

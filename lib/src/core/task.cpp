@@ -9,22 +9,25 @@
 
 #include "scheduler_core.hpp"
 #include "task_record.hpp"
+#include "time_math.hpp"
 
 namespace taskhive {
 
 std::chrono::nanoseconds RetryPolicy::ceiling(std::int32_t n) const noexcept {
-  const double cap = static_cast<double>(std::max(max_delay, std::chrono::nanoseconds::zero()).count());
+  const auto cap = std::max(max_delay, std::chrono::nanoseconds::zero());
   const double scaled = static_cast<double>(initial_delay.count()) * std::pow(multiplier, std::max(n, 0));
-  if (!(scaled < cap))
-    return std::chrono::nanoseconds(static_cast<std::int64_t>(cap));  // also catches NaN/inf
+  // Compared in double and returned as the cap itself: converting a double at or near 2^63 back to int64
+  // would overflow. !(a < b) also catches NaN and infinity.
+  if (!(scaled < static_cast<double>(cap.count()))) return cap;
   return std::chrono::nanoseconds(static_cast<std::int64_t>(std::max(scaled, 0.0)));
 }
 
 std::chrono::nanoseconds RetryPolicy::delay(std::int32_t n, double u) const noexcept {
   const auto top = ceiling(n);
   if (!jitter) return top;
-  u = std::clamp(u, 0.0, 1.0);
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(u * static_cast<double>(top.count())));
+  const double drawn = std::clamp(u, 0.0, 1.0) * static_cast<double>(top.count());
+  if (!(drawn < static_cast<double>(top.count()))) return top;
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(drawn));
 }
 
 std::string_view to_string(TaskState state) noexcept {
@@ -79,7 +82,13 @@ const detail::TaskRecord& TaskHandle::record() const {
 }
 
 TaskState TaskHandle::state() const {
-  return record().state.load(std::memory_order_acquire);
+  const auto& r = record();
+  auto state = r.state.load(std::memory_order_acquire);
+  if (state == detail::kFinishing) {  // its end is being recorded, for well under a microsecond: wait it out
+    detail::wait_final(r, nullptr);
+    state = r.state.load(std::memory_order_acquire);
+  }
+  return state;
 }
 const std::string& TaskHandle::name() const {
   return record().name;
@@ -94,7 +103,7 @@ TaskState TaskHandle::wait() const {
 }
 
 bool TaskHandle::wait_for(std::chrono::nanoseconds timeout) const {
-  const auto until = std::chrono::steady_clock::now() + timeout;
+  const auto until = detail::saturating_add(std::chrono::steady_clock::now(), timeout);
   return detail::wait_final(record(), &until);
 }
 

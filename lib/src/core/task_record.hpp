@@ -15,6 +15,10 @@ namespace taskhive::detail {
 
 class SchedulerCore;
 
+/// Held in TaskRecord::state by whoever has claimed a task's end, while it records the outcome; final states
+/// are published only once everything about the task is written. Not a public state: readers wait it out.
+inline constexpr TaskState kFinishing = static_cast<TaskState>(0xFF);
+
 /// Why a running task was asked to stop; decides whether its failure ends cancelled or timed_out.
 enum class StopReason : std::uint8_t { none, cancelled, timed_out };
 
@@ -37,8 +41,7 @@ struct TaskRecord {
   Function fn;
   std::string name;
   std::shared_ptr<GroupState> group;
-  SchedulerCore* core = nullptr;       // for the running task's polls: the scheduler outlives every run
-  std::weak_ptr<SchedulerCore> owner;  // for cancel() from any thread, which may race the scheduler's end
+  SchedulerCore* core = nullptr;  // for the running task's polls: the scheduler outlives every run
   RetryPolicy retry;
   Clock::time_point deadline = Clock::time_point::max();
   std::atomic<std::int64_t> created_ns{0}, queued_ns{0}, started_ns{0}, finished_ns{0};
