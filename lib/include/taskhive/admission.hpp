@@ -25,12 +25,16 @@ struct AdmissionStats {
 /// submit, with the task's load weight, and tells it when the task reaches its final state.
 ///
 /// @code
-///   auto admission = std::make_shared<taskhive::AdmissionController>(taskhive::AdmissionConfig{.max_load =
-///   100}); taskhive::Scheduler scheduler({.workers = 4, .admission = admission}); auto h =
-///   scheduler.try_submit(work, {.load = 20});   // rejected: "overloaded: load 90 + 20 > max 100"
+///   taskhive::AdmissionConfig config{.max_load = 100};
+///   auto admission = std::make_shared<taskhive::AdmissionController>(config);
+///   taskhive::Scheduler scheduler({.workers = 4, .admission = admission});
+///   auto h = scheduler.try_submit(work, {.load = 20});  // "overloaded: load 90 + 20 > max 100"
 /// @endcode
 ///
+/// Admission comes before the queue: a task admitted and then refused a queue slot (or waiting for one in a
+/// blocking submit) holds its load meanwhile, and is released with the outcome `rejected` and zero latency.
 /// Implementations are thread-safe; try_admit() and release() are on every task's path and should not block.
+/// A policy that throws from try_admit() gets the task rejected with the exception's message.
 class AdmissionPolicy {
  public:
   virtual ~AdmissionPolicy() = default;
