@@ -42,8 +42,8 @@ class AdmissionPolicy {
   /// Admits work of weight `load`, or returns why not, written for a person.
   virtual std::optional<std::string> try_admit(std::uint32_t load) = 0;
 
-  /// Work admitted with `load` has ended in `outcome`, `latency` after it was admitted. Called exactly once
-  /// per successful try_admit().
+  /// Work admitted with `load` has ended in `outcome`; `latency` is from when it was last queued to its end
+  /// (queue wait plus run, a retry's backoff excluded). Called exactly once per successful try_admit().
   virtual void release(std::uint32_t load, TaskState outcome, std::chrono::nanoseconds latency) noexcept = 0;
 
   virtual AdmissionStats stats() const = 0;

@@ -589,7 +589,10 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   const auto finished = now != 0 ? now : now_ns();
   record.finished_ns.store(finished, std::memory_order_relaxed);
   if (record.admitted) {
-    const auto latency = finished - record.created_ns.load(std::memory_order_relaxed);
+    // From the last time it was queued: a retry's backoff is not latency the admission policy should see.
+    const auto queued = record.queued_ns.load(std::memory_order_relaxed);
+    const auto latency =
+        finished - (queued != 0 ? queued : record.created_ns.load(std::memory_order_relaxed));
     options_.admission->release(record.load, final_state, std::chrono::nanoseconds(latency));
   }
   switch (final_state) {
