@@ -67,7 +67,10 @@ void StagePermits::set_capacity(std::size_t capacity) {
       const std::size_t now = std::min(wanted, certainly_free);
       held_ += now;
       owed_.store(wanted - now, std::memory_order_release);
-      decrement = -static_cast<int>(now);
+      // Put under the lock: were a leaving item to keep its permit (owed_ > 0) between publishing owed_ and
+      // this put, the limiter would have fewer free permits than `now` and silently drop part of it. A
+      // negative decrement never forwards an item inline, so it cannot re-enter leave().
+      if (now > 0) decrementer_.try_put(-static_cast<int>(now));
     } else if (target < committed) {
       // Forgive permits not yet taken first; give back held ones for the rest (exact: they are held).
       std::size_t give_back = committed - target;
@@ -78,7 +81,8 @@ void StagePermits::set_capacity(std::size_t capacity) {
       decrement = static_cast<int>(give_back);
     }
   }
-  if (decrement != 0) decrementer_.try_put(decrement);
+  // Outside the lock: giving permits back may forward the next item at once, running a body that leave()s.
+  if (decrement > 0) decrementer_.try_put(decrement);
 }
 
 std::size_t StagePermits::held_back() const {
