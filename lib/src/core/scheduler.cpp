@@ -199,9 +199,12 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   }
   counters_.add(Event::submitted);
   TaskHandle handle(record);
-  // From here the task is accepted and may become visible to its group and the timer, which can end it before
-  // it is pushed; an extra in-flight count keeps shutdown() from completing under the push.
-  flow_.in_flight.add(1);
+  TaskRecord* const published = record.get();
+  // A task in a group or with a deadline becomes visible to the group and the timer before it is pushed, and
+  // they can end it first; an extra in-flight count then keeps shutdown() from completing under the push.
+  // (Without either, nothing can reach the task before the push: its handle is not returned yet.)
+  const bool exposed = options.group.has_value() || record->deadline != Clock::time_point::max();
+  if (exposed) flow_.in_flight.add(1);
   try {
     if (options.group) {
       record->group = options.group->state();
@@ -223,13 +226,13 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
     push(std::move(record), now_count);
   } catch (...) {
     // Out of memory while publishing it: end the task through its state machine, so accounting stays whole.
-    if (record && record->transition(TaskState::queued, kFinishing)) {
+    if (published->transition(TaskState::queued, kFinishing)) {
       release_slot();
-      finish(*record, TaskState::failed, std::current_exception(),
+      finish(*published, TaskState::failed, std::current_exception(),
              "could not be queued: " + describe(std::current_exception()));
     }
   }
-  leave_in_flight();
+  if (exposed) leave_in_flight();
   return handle;
 }
 
