@@ -371,7 +371,8 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
   const auto started = now_ns();
   record->started_ns.store(started, std::memory_order_relaxed);
   queue_wait_.record(std::chrono::nanoseconds(started - record->queued_ns.load(std::memory_order_relaxed)));
-  record->attempts.fetch_add(1, std::memory_order_acq_rel);
+  // Only the running worker writes attempts: a plain store, not a read-modify-write.
+  record->attempts.store(record->attempts.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   counters_.add(Event::started);
   std::exception_ptr error;
   try {
@@ -587,7 +588,9 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
     }
     record.failure = std::make_unique<Failure>(Failure{std::move(message), std::move(error)});
   }
-  if (auto timer = record.deadline_timer.exchange(0)) timer_.cancel(timer);
+  if (record.deadline != Clock::time_point::max()) {
+    if (auto timer = record.deadline_timer.exchange(0)) timer_.cancel(timer);
+  }
   record.fn = nullptr;  // free what the callable captured as soon as it cannot run again
   const auto finished = now != 0 ? now : now_ns();
   record.finished_ns.store(finished, std::memory_order_relaxed);
