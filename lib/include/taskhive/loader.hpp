@@ -1,0 +1,160 @@
+#pragma once
+// The plugin loader: finds plugin files in directories, checks them, loads the good ones in-process and
+// refuses each bad one with one clear reason, while the others still load and the host keeps running.
+//
+// @code
+//   taskhive::LoaderOptions options{.dirs = taskhive::plugin_dirs_from_env()};
+//   options.dirs.push_back("/opt/app/plugins");
+//   auto result = taskhive::load_plugins(options);
+//   if (!result) return fail(result.error());           // "plugin directory /opt/app/plugins does not exist"
+//   for (const auto& p : result->records())
+//     if (p.status == taskhive::PluginStatus::refused) warn("{}: {}", p.path, p.reason);
+//   const taskhive_plugin_descriptor* upper = result->descriptor("sample_upper");   // call its kinds
+// @endcode
+//
+// Checks, in order, each giving its own reason (see PluginRecord::reason): a symlink must stay inside its
+// plugin directory; the file is opened with O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC (so a FIFO cannot block the scan)
+// and everything after reads that descriptor: a regular file, owned by root or the current user, not writable
+// by group or others (nor is its directory), not empty, an ELF shared object for this machine, not truncated,
+// its SHA-256 in the allowlist if one is configured; then it is dlopen'ed through /proc/self/fd/N, so the
+// bytes loaded are the bytes checked, and its descriptor is validated (entry symbol, non-NULL, ABI version,
+// name, semantic version, unique kinds, unique plugin name: the first in search order wins).
+//
+// Not yet safe against hostile or broken plugins: a plugin's constructors and entry function run in this
+// process, so one that crashes or hangs there takes the host with it. Probing each new plugin in a child
+// process first (and caching the result) is the next step of issue 4; until then, load only plugins you trust
+// to start cleanly.
+
+#include <chrono>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "taskhive/plugin_abi.h"
+
+namespace taskhive {
+
+namespace detail {
+struct LoadedLibrary;
+}
+
+/// Where a candidate file stands. `available` (probed, not yet loaded) comes with the child-process probe.
+enum class PluginStatus { loaded, available, refused };
+
+/// "loaded", "available" or "refused".
+std::string_view to_string(PluginStatus status) noexcept;
+
+/// "source", "transform", "sink", "task" (or "unknown").
+std::string_view kind_type_name(std::uint32_t type) noexcept;
+
+/// A parameter a kind declares, copied out of the plugin.
+struct PluginParam {
+  std::string name;
+  std::string type;  ///< "string", "int", "float", "bool"
+  bool required = false;
+  std::optional<std::string> default_value;
+  std::string help;
+};
+
+/// A stage kind a plugin provides, copied out of the plugin.
+struct PluginKind {
+  std::string name;
+  std::string type;  ///< kind_type_name()
+  std::string description;
+  std::vector<PluginParam> params;
+};
+
+/// One candidate file and what became of it. Name, version and kinds are known only once the descriptor
+/// was read (a plugin refused earlier has them empty).
+struct PluginRecord {
+  std::filesystem::path path;  ///< as found in its directory (a symlink keeps its own name)
+  PluginStatus status = PluginStatus::refused;
+  std::string reason;  ///< why it was refused, one line; empty when loaded
+  std::string name;
+  std::string version;
+  std::string description;
+  std::vector<PluginKind> kinds;
+  std::string sha256;  ///< lowercase hex of the bytes checked; empty if not read
+  std::chrono::system_clock::time_point loaded_at{};  ///< when it was loaded; epoch if never
+  std::chrono::microseconds load_duration{};          ///< dlopen to validated descriptor
+};
+
+/// Every candidate the loader saw, in search order, and the libraries of the loaded ones. Move-only: it owns
+/// the loaded libraries and unloads them when destroyed, so descriptors from it are valid only while it
+/// lives. Not thread-safe for mutation; const access from many threads is fine.
+class PluginRegistry {
+ public:
+  PluginRegistry();
+  ~PluginRegistry();
+  PluginRegistry(PluginRegistry&&) noexcept;
+  PluginRegistry& operator=(PluginRegistry&&) noexcept;
+  PluginRegistry(const PluginRegistry&) = delete;
+  PluginRegistry& operator=(const PluginRegistry&) = delete;
+
+  const std::vector<PluginRecord>& records() const noexcept { return records_; }
+
+  /// The record of the loaded plugin with this name, or nullptr.
+  const PluginRecord* find(std::string_view name) const noexcept;
+
+  /// The descriptor of the loaded plugin with this name, or nullptr. Valid while this registry lives.
+  const taskhive_plugin_descriptor* descriptor(std::string_view name) const noexcept;
+
+  /// Adds a record; a loaded one keeps `library` open until the registry is destroyed.
+  void add(PluginRecord record, std::unique_ptr<detail::LoadedLibrary> library = nullptr);
+
+ private:
+  std::vector<PluginRecord> records_;
+  std::vector<std::pair<std::string, std::unique_ptr<detail::LoadedLibrary>>> libraries_;  // name -> library
+};
+
+/// An outcome that is a value or a message for a person: the loader's expected failures are values, not
+/// exceptions.
+template <class T>
+class [[nodiscard]] LoadResult {
+ public:
+  LoadResult(T value) : state_(std::move(value)) {}  // NOLINT: implicit on purpose, `return registry;`
+  static LoadResult failure(std::string message) { return LoadResult(Failure{std::move(message)}); }
+
+  explicit operator bool() const noexcept { return state_.index() == 0; }
+  T& value() & { return std::get<0>(state_); }
+  T&& value() && { return std::get<0>(std::move(state_)); }
+  T* operator->() { return &std::get<0>(state_); }
+  T& operator*() & { return value(); }
+  /// Why it failed; empty on success.
+  const std::string& error() const noexcept {
+    static const std::string none;
+    return state_.index() == 1 ? std::get<1>(state_).message : none;
+  }
+
+ private:
+  struct Failure {
+    std::string message;
+  };
+  explicit LoadResult(Failure f) : state_(std::move(f)) {}
+  std::variant<T, Failure> state_;
+};
+
+/// What to load.
+struct LoaderOptions {
+  /// Directories in search order; earlier ones win name clashes. Relative paths are made absolute against the
+  /// current directory at the call; the current directory itself is never searched unless listed.
+  std::vector<std::filesystem::path> dirs{};
+  /// A file of lines "SHA256 NAME" (sha256sum's format; '#' starts a comment). When set, only files whose
+  /// digest it lists are loaded; NAME is for people and is not checked.
+  std::optional<std::filesystem::path> allowlist{};
+};
+
+/// The directories in TASKHIVE_PLUGIN_PATH (colon-separated; empty entries skipped), or none.
+std::vector<std::filesystem::path> plugin_dirs_from_env();
+
+/// Loads every candidate (each entry named *.so, hidden files skipped) of every directory, in directory order
+/// and entry-name order. Fails as a whole only for a configuration error: a directory that does not exist or
+/// is not a directory, or an unreadable or malformed allowlist; refused plugins are records, not failures.
+LoadResult<PluginRegistry> load_plugins(const LoaderOptions& options);
+
+}  // namespace taskhive
