@@ -1,0 +1,117 @@
+// taskhive: the command-line host. Thin on purpose: parse arguments, call the library, print.
+//
+//   taskhive plugins [--plugins DIR]... [--allowlist FILE] [--json]
+//
+// Exit status: 0 when the command ran (even if some plugins were refused: that is a finding, not a failure),
+// 1 on an unexpected error, 2 on a usage or configuration error (such as a plugin directory that does not
+// exist).
+
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <string>
+#include <vector>
+
+#include <fmt/format.h>
+#include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
+
+#include <taskhive/loader.hpp>
+
+namespace {
+
+nlohmann::json to_json(const taskhive::PluginRecord& record) {
+  nlohmann::json kinds = nlohmann::json::array();
+  for (const auto& kind : record.kinds) {
+    nlohmann::json params = nlohmann::json::array();
+    for (const auto& p : kind.params) {
+      params.push_back({{"name", p.name},
+                        {"type", p.type},
+                        {"required", p.required},
+                        {"default", p.default_value ? nlohmann::json(*p.default_value) : nlohmann::json()},
+                        {"help", p.help}});
+    }
+    kinds.push_back(
+        {{"name", kind.name}, {"type", kind.type}, {"description", kind.description}, {"params", params}});
+  }
+  return {{"path", record.path.string()},
+          {"status", std::string(taskhive::to_string(record.status))},
+          {"name", record.name},
+          {"version", record.version},
+          {"description", record.description},
+          {"kinds", kinds},
+          {"sha256", record.sha256},
+          {"reason", record.reason},
+          {"load_time_us", record.load_duration.count()}};
+}
+
+void print_text(const taskhive::PluginRegistry& registry) {
+  if (registry.records().empty()) {
+    std::cout << "no plugin files found (plugins are files named *.so in the plugin directories)\n";
+    return;
+  }
+  for (const auto& r : registry.records()) {
+    std::string kinds;
+    for (const auto& k : r.kinds) kinds += fmt::format("{}{}:{}", kinds.empty() ? "" : ",", k.type, k.name);
+    std::cout << fmt::format("{:<8} {:<20} {:<10} {}", taskhive::to_string(r.status),
+                             r.name.empty() ? "-" : r.name, r.version.empty() ? "-" : r.version,
+                             r.path.string());
+    if (r.status == taskhive::PluginStatus::refused)
+      std::cout << "  (" << r.reason << ")";
+    else
+      std::cout << "  [" << kinds << "]";
+    std::cout << '\n';
+  }
+}
+
+}  // namespace
+
+int main(int argc, char** argv) try {
+  CLI::App app{"taskhive: a task scheduler and plugin host"};
+  app.require_subcommand(1);
+
+  auto* plugins =
+      app.add_subcommand("plugins", "Find, check and load plugins; print one line per plugin file");
+  std::vector<std::string> dirs;
+  std::string allowlist;
+  bool json = false;
+  plugins->add_option("--plugins", dirs,
+                      "A plugin directory (repeatable); searched before TASKHIVE_PLUGIN_PATH");
+  plugins->add_option("--allowlist", allowlist,
+                      "Load only files whose SHA-256 this file lists (\"SHA256 NAME\" lines)");
+  plugins->add_flag("--json", json, "Print a JSON array of objects instead of text");
+  plugins->footer(
+      "Environment: TASKHIVE_PLUGIN_PATH, colon-separated absolute directories, searched after --plugins.");
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    return app.exit(e) == 0 ? 0 : 2;
+  }
+
+  taskhive::LoaderOptions options;
+  for (const auto& d : dirs) options.dirs.emplace_back(d);
+  for (auto& d : taskhive::plugin_dirs_from_env()) options.dirs.push_back(std::move(d));
+  if (!allowlist.empty()) options.allowlist = allowlist;
+  if (options.dirs.empty()) {
+    std::cerr << "taskhive plugins: no plugin directories; give --plugins DIR or set TASKHIVE_PLUGIN_PATH\n";
+    return 2;
+  }
+
+  auto registry = taskhive::load_plugins(options);
+  if (!registry) {
+    std::cerr << "taskhive plugins: " << registry.error() << '\n';
+    return 2;
+  }
+  if (json) {
+    nlohmann::json out = nlohmann::json::array();
+    for (const auto& r : registry->records()) out.push_back(to_json(r));
+    std::cout << out.dump(2) << '\n';
+  } else {
+    print_text(*registry);
+  }
+  return 0;
+} catch (const std::exception& e) {
+  std::cerr << "taskhive: " << e.what() << '\n';
+  return 1;
+}
