@@ -1,0 +1,69 @@
+# ctest driver for `taskhive plugins`: runs the CLI against the corpus and checks its JSON, its text output,
+# TASKHIVE_PLUGIN_PATH and its exit codes. Needs -DTASKHIVE=<binary> -DCORPUS_DIR=<dir>.
+
+cmake_minimum_required(VERSION 3.25)  # quoted strings in if() are never variable names (CMP0054)
+
+# expect(CONDITION MESSAGE): CONDITION is the text of an if() condition, evaluated as written.
+function(expect condition message)
+  cmake_language(EVAL CODE "if(${condition})\n set(ok TRUE)\nelse()\n set(ok FALSE)\nendif()")
+  if(NOT ok)
+    message(FATAL_ERROR "${message}")
+  endif()
+endfunction()
+
+# --json: one object per candidate with path, status, name, version, kinds and reason.
+execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}" --json
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+expect("rc EQUAL 0" "taskhive plugins --json exited ${rc} (refusals must not fail the command): ${err}")
+string(JSON count LENGTH "${out}")
+expect("count EQUAL 9" "expected 9 candidates in ${CORPUS_DIR}, got ${count}:\n${out}")
+set(loaded_count 0)
+math(EXPR last "${count} - 1")
+foreach(i RANGE ${last})
+  foreach(key path status name version kinds reason sha256)
+    string(JSON type ERROR_VARIABLE missing TYPE "${out}" ${i} ${key})
+    expect("missing STREQUAL NOTFOUND" "object ${i} has no \"${key}\": ${missing}")
+  endforeach()
+  string(JSON path GET "${out}" ${i} path)
+  string(JSON status GET "${out}" ${i} status)
+  string(JSON reason GET "${out}" ${i} reason)
+  cmake_path(GET path FILENAME file)
+  if(file STREQUAL "good.so")
+    expect("status STREQUAL \"loaded\"" "good.so: status ${status}, reason ${reason}")
+    string(JSON name GET "${out}" ${i} name)
+    string(JSON kind GET "${out}" ${i} kinds 0 name)
+    string(JSON kind_type GET "${out}" ${i} kinds 0 type)
+    expect("name STREQUAL \"corpus_good\" AND kind STREQUAL \"echo\" AND kind_type STREQUAL \"transform\""
+           "good.so: unexpected descriptor in ${out}")
+    math(EXPR loaded_count "${loaded_count} + 1")
+  else()
+    expect("status STREQUAL \"refused\"" "${file}: expected refused, got ${status}")
+    expect("NOT reason STREQUAL \"\"" "${file}: refused without a reason")
+  endif()
+  if(file STREQUAL "entry_null.so")
+    expect("reason STREQUAL \"taskhive_plugin_entry returned NULL\"" "entry_null.so: reason ${reason}")
+  elseif(file STREQUAL "zz_duplicate_name.so")
+    expect("reason MATCHES \"^duplicate plugin name .corpus_good.: already loaded from .*/good.so$\""
+           "zz_duplicate_name.so: reason ${reason}")
+  endif()
+endforeach()
+expect("loaded_count EQUAL 1" "expected good.so among the candidates")
+
+# Text, with the directory from TASKHIVE_PLUGIN_PATH: one line per candidate.
+execute_process(COMMAND ${CMAKE_COMMAND} -E env "TASKHIVE_PLUGIN_PATH=${CORPUS_DIR}" "${TASKHIVE}" plugins
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+expect("rc EQUAL 0" "taskhive plugins with TASKHIVE_PLUGIN_PATH exited ${rc}: ${err}")
+string(REGEX MATCHALL "\n" lines "${out}")  # count newlines: reasons may hold ';', CMake's list separator
+list(LENGTH lines count)
+expect("count EQUAL 9" "expected 9 lines, got ${count}:\n${out}")
+expect("out MATCHES \"loaded +corpus_good +2.1.0-rc.1\\\\+build.5 +[^\n]*/good.so\""
+       "no loaded line for good.so in:\n${out}")
+expect("out MATCHES \"refused [^\n]*/wrong_abi.so  \\\\(ABI version mismatch: expected 1, found 99\""
+       "no refused line for wrong_abi.so in:\n${out}")
+
+# A directory that does not exist: exit 2 and say which.
+execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}/does-not-exist" --json
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+expect("rc EQUAL 2" "a missing directory: expected exit 2, got ${rc}")
+expect("err MATCHES \"plugin directory .*/does-not-exist does not exist\"" "unclear message: ${err}")
+expect("out STREQUAL \"\"" "nothing on stdout when failing, got: ${out}")

@@ -1,0 +1,84 @@
+/* The corpus of bad plugins: one C99 source, one variant per CORPUS_* definition
+ * (tests/plugins/CMakeLists.txt builds each into its own .so). Written in C on purpose: it also proves
+ * plugin_abi.h compiles as C99. Every variant except CORPUS_NO_ENTRY exports taskhive_plugin_entry. */
+#include <stddef.h>
+
+#include "taskhive/plugin_abi.h"
+
+static int32_t create(const taskhive_kv* params, size_t count, void** instance, taskhive_error* err) {
+  (void)params;
+  (void)count;
+  (void)err;
+  *instance = NULL;
+  return TASKHIVE_OK;
+}
+
+static int32_t process(void* instance, const taskhive_item* item, taskhive_emit_fn emit, void* ctx,
+                       taskhive_error* err) {
+  (void)instance;
+  (void)err;
+  return emit(ctx, item); /* passes items through */
+}
+
+static void destroy(void* instance) {
+  (void)instance;
+}
+
+#if defined(CORPUS_DUPLICATE_KIND)
+static const taskhive_stage_kind kinds[] = {
+    {TASKHIVE_KIND_TRANSFORM, "pass", NULL, NULL, 0, create, process, destroy, NULL, NULL, NULL},
+    {TASKHIVE_KIND_TRANSFORM, "pass", NULL, NULL, 0, create, process, destroy, NULL, NULL, NULL}};
+#else
+static const taskhive_stage_kind kinds[] = {{TASKHIVE_KIND_TRANSFORM, "pass", "passes items through", NULL, 0,
+                                             create, process, destroy, NULL, NULL, NULL}};
+#endif
+
+#if defined(CORPUS_WRONG_ABI)
+#define ABI 99u
+#else
+#define ABI TASKHIVE_PLUGIN_ABI_VERSION
+#endif
+
+#if defined(CORPUS_MISSING_NAME)
+#define NAME NULL
+#elif defined(CORPUS_DUPLICATE_NAME)
+#define NAME "corpus_good" /* the name good.so (built from good.cpp) already has */
+#elif defined(CORPUS_NAME)
+#define NAME CORPUS_NAME
+#else
+#define NAME "corpus_bad"
+#endif
+
+#if defined(CORPUS_BAD_SEMVER)
+#define VERSION "1.0"
+#else
+#define VERSION "0.1.0"
+#endif
+
+static const taskhive_plugin_descriptor descriptor = {
+    ABI, NAME, VERSION, "a corpus plugin", kinds, sizeof kinds / sizeof kinds[0]};
+
+#if defined(CORPUS_UNDEFINED_SYMBOL)
+/* Defined nowhere: the link allows it (shared objects may have undefined symbols), dlopen with RTLD_NOW
+ * fails. */
+extern int taskhive_corpus_symbol_defined_nowhere(void);
+#endif
+
+#if !defined(CORPUS_NO_ENTRY)
+TASKHIVE_PLUGIN_EXPORT const taskhive_plugin_descriptor* taskhive_plugin_entry(void) {
+#if defined(CORPUS_UNDEFINED_SYMBOL)
+  if (taskhive_corpus_symbol_defined_nowhere() != 0) return NULL;
+#endif
+#if defined(CORPUS_ENTRY_NULL)
+  (void)&descriptor;
+  return NULL;
+#else
+  return &descriptor;
+#endif
+}
+#else
+/* Exports something, just not the entry. */
+TASKHIVE_PLUGIN_EXPORT const taskhive_plugin_descriptor* some_other_function(void) {
+  return &descriptor;
+}
+#endif
