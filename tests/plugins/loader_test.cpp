@@ -313,3 +313,20 @@ TEST_CASE("relative directories are resolved to absolute ones", "[plugins][loade
   CHECK(result->records()[0].path == fs::canonical(dir.path()) / "good.so");
   CHECK(result->records()[0].path.is_absolute());
 }
+
+TEST_CASE("a registry unloads its plugins when destroyed, refused ones at once", "[plugins][loader]") {
+  TempDir dir;
+  install(corpus_dir / "good.so", dir / "good.so");
+  install(corpus_dir / "wrong_abi.so", dir / "wrong_abi.so");
+  // The kernel names a mapping by the file's real path, even though it was opened as /proc/self/fd/N.
+  auto mapped = [&](const std::string& file) {
+    return read_all("/proc/self/maps").find((dir / file).string()) != std::string::npos;
+  };
+  {
+    auto registry = load({dir.path()});
+    REQUIRE(registry.find("corpus_good") != nullptr);
+    CHECK(mapped("good.so"));
+    CHECK_FALSE(mapped("wrong_abi.so"));  // refused after dlopen, and dlclose'd right away (-fno-gnu-unique)
+  }
+  CHECK_FALSE(mapped("good.so"));
+}
