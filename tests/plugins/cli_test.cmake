@@ -11,6 +11,17 @@ function(expect condition message)
   endif()
 endfunction()
 
+# Work on a copy with fixed permissions: the loader refuses group-writable files, which a build under umask 002
+# would make.
+set(copy "${CMAKE_CURRENT_BINARY_DIR}/cli-corpus")
+file(REMOVE_RECURSE "${copy}")
+file(GLOB plugins "${CORPUS_DIR}/*.so")
+file(COPY ${plugins} DESTINATION "${copy}" FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+     GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+file(CHMOD "${copy}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ
+     WORLD_EXECUTE)
+set(CORPUS_DIR "${copy}")
+
 # --json: one object per candidate with path, status, name, version, kinds and reason.
 execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}" --json
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

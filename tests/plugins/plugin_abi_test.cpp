@@ -11,7 +11,9 @@
 #include <vector>
 
 #include <taskhive/plugin_abi.h>
+
 #include <taskhive/loader.hpp>
+#include "plugins/temp_dir.hpp"
 
 namespace fs = std::filesystem;
 
@@ -44,8 +46,10 @@ const taskhive_stage_kind& kind_named(const taskhive_plugin_descriptor& descript
   std::abort();
 }
 
-taskhive::PluginRegistry load(const fs::path& dir) {
-  auto result = taskhive::load_plugins({.dirs = {dir}});
+// Loads one plugin from a private copy, so the test does not depend on the build tree's permissions.
+taskhive::PluginRegistry load(const taskhive::test::TempDir& dir, const fs::path& plugin) {
+  taskhive::test::install(plugin, dir / plugin.filename().string());
+  auto result = taskhive::load_plugins({.dirs = {dir.path()}});
   INFO(result.error());
   REQUIRE(result);
   return std::move(result).value();
@@ -54,7 +58,8 @@ taskhive::PluginRegistry load(const fs::path& dir) {
 }  // namespace
 
 TEST_CASE("the sample plugin's upper transform works through the C ABI", "[plugins][abi]") {
-  auto registry = load(TASKHIVE_SAMPLE_PLUGIN_DIR);
+  taskhive::test::TempDir dir;
+  auto registry = load(dir, fs::path(TASKHIVE_SAMPLE_PLUGIN_DIR) / "sample_upper.so");
   const auto* record = registry.find("sample_upper");
   REQUIRE(record != nullptr);
   CHECK(record->version == "1.0.0");
@@ -110,7 +115,8 @@ TEST_CASE("the sample plugin's upper transform works through the C ABI", "[plugi
 }
 
 TEST_CASE("exceptions in a plugin cross the boundary as codes and messages", "[plugins][abi]") {
-  auto registry = load(TASKHIVE_SAMPLE_PLUGIN_DIR);
+  taskhive::test::TempDir dir;
+  auto registry = load(dir, fs::path(TASKHIVE_SAMPLE_PLUGIN_DIR) / "sample_upper.so");
   const auto* descriptor = registry.descriptor("sample_upper");
   REQUIRE(descriptor != nullptr);
 
@@ -135,10 +141,8 @@ TEST_CASE("exceptions in a plugin cross the boundary as codes and messages", "[p
     const auto& write = kind_named(*descriptor, "write_upper");
     REQUIRE(write.type == TASKHIVE_KIND_TASK);
     CHECK(write.create == nullptr);
-    std::string pattern = (fs::temp_directory_path() / "taskhive-task-XXXXXX").string();
-    REQUIRE(mkdtemp(pattern.data()) != nullptr);
-    const fs::path dir = pattern;
-    const std::string file = (dir / "out.txt").string();
+    taskhive::test::TempDir out_dir;
+    const std::string file = (out_dir / "out.txt").string();
 
     const taskhive_kv params[] = {{"path", file.c_str()}, {"text", "done well"}};
     taskhive_error error{};
@@ -146,16 +150,16 @@ TEST_CASE("exceptions in a plugin cross the boundary as codes and messages", "[p
     std::ifstream in(file);
     CHECK(std::string(std::istreambuf_iterator<char>(in), {}) == "DONE WELL");
 
-    const std::string bad = (dir / "no" / "such" / "dir").string();
+    const std::string bad = (out_dir.path() / "no" / "such" / "dir").string();
     const taskhive_kv bad_params[] = {{"path", bad.c_str()}, {"text", "x"}};
     CHECK(write.run(bad_params, 2, &error) == TASKHIVE_ERR_FAILED);
     CHECK(std::string(error.message) == "cannot open " + bad + " for writing");
-    fs::remove_all(dir);
   }
 }
 
 TEST_CASE("the corpus's good plugin reports a failing item", "[plugins][abi]") {
-  auto registry = load(TASKHIVE_CORPUS_DIR);
+  taskhive::test::TempDir dir;
+  auto registry = load(dir, fs::path(TASKHIVE_CORPUS_DIR) / "good.so");
   const auto* descriptor = registry.descriptor("corpus_good");
   REQUIRE(descriptor != nullptr);
   const auto& echo = kind_named(*descriptor, "echo");

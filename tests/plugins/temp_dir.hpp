@@ -1,0 +1,43 @@
+#pragma once
+// Test helpers for plugin tests: private temporary directories, and plugin copies whose permissions do not
+// depend on the umask the build ran with (the loader refuses group-writable files).
+
+#include <cstdlib>
+#include <filesystem>
+#include <string>
+
+#include <catch2/catch.hpp>
+
+namespace taskhive::test {
+
+namespace fs = std::filesystem;
+
+// A fresh private directory (mode 0700) removed at the end of the test.
+class TempDir {
+ public:
+  TempDir() {
+    std::string pattern = (fs::temp_directory_path() / "taskhive-plugins-XXXXXX").string();
+    REQUIRE(mkdtemp(pattern.data()) != nullptr);
+    path_ = fs::canonical(pattern);  // the loader reports canonical paths
+  }
+  ~TempDir() {
+    std::error_code ec;
+    fs::remove_all(path_, ec);
+  }
+  TempDir(const TempDir&) = delete;
+  TempDir& operator=(const TempDir&) = delete;
+  const fs::path& path() const { return path_; }
+  fs::path operator/(const std::string& name) const { return path_ / name; }
+
+ private:
+  fs::path path_;
+};
+
+// Copies a plugin with mode 0755, so the test does not depend on the umask the build ran with.
+inline fs::path install(const fs::path& from, const fs::path& to) {
+  fs::copy_file(from, to, fs::copy_options::overwrite_existing);
+  fs::permissions(to, fs::perms(0755));
+  return to;
+}
+
+}  // namespace taskhive::test
