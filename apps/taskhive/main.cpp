@@ -6,12 +6,14 @@
 // 1 on an unexpected error, 2 on a usage or configuration error (such as a plugin directory that does not
 // exist).
 
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <iostream>
 #include <string>
 #include <vector>
 
+#include <fmt/chrono.h>
 #include <fmt/format.h>
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
@@ -20,16 +22,17 @@
 
 namespace {
 
-nlohmann::json to_json(const taskhive::PluginRecord& record) {
-  nlohmann::json kinds = nlohmann::json::array();
+nlohmann::ordered_json to_json(const taskhive::PluginRecord& record) {
+  nlohmann::ordered_json kinds = nlohmann::ordered_json::array();
   for (const auto& kind : record.kinds) {
-    nlohmann::json params = nlohmann::json::array();
+    nlohmann::ordered_json params = nlohmann::ordered_json::array();
     for (const auto& p : kind.params) {
-      params.push_back({{"name", p.name},
-                        {"type", p.type},
-                        {"required", p.required},
-                        {"default", p.default_value ? nlohmann::json(*p.default_value) : nlohmann::json()},
-                        {"help", p.help}});
+      params.push_back(
+          {{"name", p.name},
+           {"type", p.type},
+           {"required", p.required},
+           {"default", p.default_value ? nlohmann::ordered_json(*p.default_value) : nlohmann::ordered_json()},
+           {"help", p.help}});
     }
     kinds.push_back(
         {{"name", kind.name}, {"type", kind.type}, {"description", kind.description}, {"params", params}});
@@ -42,6 +45,11 @@ nlohmann::json to_json(const taskhive::PluginRecord& record) {
           {"kinds", kinds},
           {"sha256", record.sha256},
           {"reason", record.reason},
+          {"loaded_at",
+           record.status == taskhive::PluginStatus::loaded
+               ? nlohmann::ordered_json(fmt::format(
+                     "{:%FT%TZ}", fmt::gmtime(std::chrono::system_clock::to_time_t(record.loaded_at))))
+               : nlohmann::ordered_json()},
           {"load_time_us", record.load_duration.count()}};
 }
 
@@ -104,7 +112,7 @@ int main(int argc, char** argv) try {
     return 2;
   }
   if (json) {
-    nlohmann::json out = nlohmann::json::array();
+    nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const auto& r : registry->records()) out.push_back(to_json(r));
     std::cout << out.dump(2) << '\n';
   } else {

@@ -9,7 +9,10 @@
 #include <string>
 
 #include <elf.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <taskhive/loader.hpp>
@@ -305,4 +308,23 @@ TEST_CASE("a registry unloads its plugins when destroyed, refused ones at once",
     CHECK_FALSE(mapped("wrong_abi.so"));  // refused after dlopen, and dlclose'd right away (-fno-gnu-unique)
   }
   CHECK_FALSE(mapped("good.so"));
+}
+
+TEST_CASE("sockets and devices are not regular files", "[plugins][loader]") {
+  TempDir dir;
+  const auto socket_path = (dir / "socket.so").string();
+  sockaddr_un address{};
+  address.sun_family = AF_UNIX;
+  REQUIRE(socket_path.size() < sizeof address.sun_path);
+  socket_path.copy(address.sun_path, socket_path.size());
+  const int fd = socket(AF_UNIX, SOCK_STREAM, 0);
+  REQUIRE(fd >= 0);
+  REQUIRE(bind(fd, reinterpret_cast<const sockaddr*>(&address), sizeof address) == 0);
+  const bool root = geteuid() == 0;
+  if (root) REQUIRE(mknod((dir / "null.so").c_str(), S_IFCHR | 0644, makedev(1, 3)) == 0);  // like /dev/null
+
+  auto records = by_file_name(load({dir.path()}));
+  close(fd);
+  CHECK(records.at("socket.so").reason == "not a regular file (socket)");
+  if (root) CHECK(records.at("null.so").reason == "not a regular file (character device)");
 }
