@@ -53,22 +53,6 @@ std::int64_t saturating_sub_mul(std::int64_t base, std::int64_t factor, std::int
 
 }  // namespace
 
-// --- WorkerNamer -----------------------------------------------------------------------------------------
-
-WorkerNamer::WorkerNamer(tbb::task_arena& arena, std::string prefix)
-    : tbb::task_scheduler_observer(arena), prefix_(std::move(prefix)) {
-  observe(true);
-}
-
-WorkerNamer::~WorkerNamer() {
-  observe(false);
-}
-
-void WorkerNamer::on_scheduler_entry(bool is_worker) {
-  if (!is_worker) return;
-  set_current_thread_name(fmt::format("{}-w{}", prefix_, tbb::this_task_arena::current_thread_index()));
-}
-
 // --- construction and shutdown ---------------------------------------------------------------------------
 
 namespace {
@@ -91,6 +75,8 @@ SchedulerCore::SchedulerCore(SchedulerOptions options)
       // the arena's concurrency real (with the global_control below).
       arena_(max_drainers_, 0),
       timer_(clock_, options_.name + "-timer") {
+  static std::atomic<std::uint64_t> next_id{1};
+  id_ = next_id.fetch_add(1, std::memory_order_relaxed);
   options_.workers = static_cast<unsigned>(max_drainers_);
   options_.clock = clock_;
   if (WorkerReservation::allowed_threads() < static_cast<std::size_t>(max_drainers_) + 1) {
@@ -100,7 +86,6 @@ SchedulerCore::SchedulerCore(SchedulerOptions options)
         options_.name, WorkerReservation::allowed_threads(), max_drainers_);
   }
   arena_.initialize();
-  namer_.emplace(arena_, options_.name);
   clock_subscription_ = clock_->subscribe([this] {
     // Submitters waiting for room with a deadline on a manual clock re-check it when time jumps.
     std::lock_guard lock(space_mutex_);
@@ -111,7 +96,6 @@ SchedulerCore::SchedulerCore(SchedulerOptions options)
 SchedulerCore::~SchedulerCore() {
   shutdown(ShutdownMode::drain);
   clock_->unsubscribe(clock_subscription_);
-  namer_.reset();
 }
 
 void SchedulerCore::shutdown(ShutdownMode mode) {
@@ -320,7 +304,22 @@ void SchedulerCore::ensure_drainer() noexcept {
   }
 }
 
+void SchedulerCore::name_this_worker() noexcept {
+  // Named here rather than by a tbb::task_scheduler_observer: oneTBB 2021.8 can leak an observer's proxy when
+  // observe(false) races a worker entering the arena (LeakSanitizer reports it now and then). A thread is
+  // renamed only when it first drains for a different scheduler; ids, not addresses, tell schedulers apart.
+  thread_local std::uint64_t named_for = 0;
+  if (named_for == id_) return;
+  named_for = id_;
+  try {
+    set_current_thread_name(
+        fmt::format("{}-w{}", options_.name, tbb::this_task_arena::current_thread_index()));
+  } catch (...) {  // formatting ran out of memory: the name is cosmetic
+  }
+}
+
 void SchedulerCore::drain() noexcept {
+  name_this_worker();
   int budget = kDrainerBatch;
   for (;;) {
     QueueEntry entry;

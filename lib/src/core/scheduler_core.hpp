@@ -13,7 +13,6 @@
 #include <oneapi/tbb/concurrent_priority_queue.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
-#include <oneapi/tbb/task_scheduler_observer.h>
 
 #include "parallelism.hpp"
 #include "sharded_counters.hpp"
@@ -37,17 +36,6 @@ struct RunsLater {
   bool operator()(const QueueEntry& a, const QueueEntry& b) const noexcept {
     return a.key != b.key ? a.key > b.key : a.sequence > b.sequence;
   }
-};
-
-/// Names each worker thread as it joins the arena.
-class WorkerNamer : public tbb::task_scheduler_observer {
- public:
-  WorkerNamer(tbb::task_arena& arena, std::string prefix);
-  ~WorkerNamer() override;
-  void on_scheduler_entry(bool is_worker) override;
-
- private:
-  std::string prefix_;
 };
 
 struct Gauge {
@@ -90,6 +78,7 @@ class SchedulerCore {
   void push(std::shared_ptr<TaskRecord> record, std::int64_t queued_ns);
   void ensure_drainer() noexcept;
   void drain() noexcept;
+  void name_this_worker() noexcept;
   void dispatch(std::shared_ptr<TaskRecord> record) noexcept;
   void run(const std::shared_ptr<TaskRecord>& record) noexcept;
   void schedule_retry(const std::shared_ptr<TaskRecord>& record, std::exception_ptr error) noexcept;
@@ -101,13 +90,13 @@ class SchedulerCore {
   TaskHandle reject(std::shared_ptr<TaskRecord> record, std::string reason);
 
   SchedulerOptions options_;
+  std::uint64_t id_ = 0;  // unique per scheduler in this process, for thread naming
   std::shared_ptr<Clock> clock_;
   int max_drainers_;
 
   // Declared in construction order: oneTBB must allow the workers before the arena starts.
   WorkerReservation reservation_;
   tbb::task_arena arena_;
-  std::optional<WorkerNamer> namer_;
   tbb::task_group drainers_group_;
   Clock::SubscriptionId clock_subscription_ = 0;
 
