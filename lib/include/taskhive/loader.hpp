@@ -20,10 +20,12 @@
 // bytes loaded are the bytes checked, and its descriptor is validated (entry symbol, non-NULL, ABI version,
 // name, semantic version, unique kinds, unique plugin name: the first in search order wins).
 //
-// Not yet safe against hostile or broken plugins: a plugin's constructors and entry function run in this
-// process, so one that crashes or hangs there takes the host with it. Probing each new plugin in a child
-// process first (and caching the result) is the next step of issue 4; until then, load only plugins you trust
-// to start cleanly.
+// With LoaderOptions::probe, every checked file is first loaded in a child process (taskhive-probe, many
+// files per child) that reads and validates its descriptor and reports it back; a plugin that crashes, exits
+// or hangs there (per-plugin time limit) is refused with that reason, and the host never maps it. The others
+// are `available`: the host dlopens one (the same checked descriptor) only on PluginRegistry::load(name).
+// Without probe, plugins load in-process at once: a plugin whose constructors crash takes the host down.
+// Caching probe results on disk is the next step of issue 4.
 
 #include <chrono>
 #include <filesystem>
@@ -43,7 +45,8 @@ namespace detail {
 struct LoadedLibrary;
 }
 
-/// Where a candidate file stands. `available` (probed, not yet loaded) comes with the child-process probe.
+/// Where a candidate file stands: loaded in this process, `available` (probed fine in a child process, not
+/// loaded here yet), or refused.
 enum class PluginStatus { loaded, available, refused };
 
 /// "loaded", "available" or "refused".
@@ -84,34 +87,6 @@ struct PluginRecord {
   std::chrono::microseconds load_duration{};          ///< dlopen to validated descriptor
 };
 
-/// Every candidate the loader saw, in search order, and the libraries of the loaded ones. Move-only: it owns
-/// the loaded libraries and unloads them when destroyed, so descriptors from it are valid only while it
-/// lives. Not thread-safe for mutation; const access from many threads is fine.
-class PluginRegistry {
- public:
-  PluginRegistry();
-  ~PluginRegistry();
-  PluginRegistry(PluginRegistry&&) noexcept;
-  PluginRegistry& operator=(PluginRegistry&&) noexcept;
-  PluginRegistry(const PluginRegistry&) = delete;
-  PluginRegistry& operator=(const PluginRegistry&) = delete;
-
-  const std::vector<PluginRecord>& records() const noexcept { return records_; }
-
-  /// The record of the loaded plugin with this name, or nullptr.
-  const PluginRecord* find(std::string_view name) const noexcept;
-
-  /// The descriptor of the loaded plugin with this name, or nullptr. Valid while this registry lives.
-  const taskhive_plugin_descriptor* descriptor(std::string_view name) const noexcept;
-
-  /// Adds a record; a loaded one keeps `library` open until the registry is destroyed.
-  void add(PluginRecord record, std::unique_ptr<detail::LoadedLibrary> library = nullptr);
-
- private:
-  std::vector<PluginRecord> records_;
-  std::vector<std::pair<std::string, std::unique_ptr<detail::LoadedLibrary>>> libraries_;  // name -> library
-};
-
 /// An outcome that is a value or a message for a person: the loader's expected failures are values, not
 /// exceptions.
 template <class T>
@@ -139,6 +114,40 @@ class [[nodiscard]] LoadResult {
   std::variant<T, Failure> state_;
 };
 
+/// Every candidate the loader saw, in search order, and the libraries of the loaded ones. Move-only: it owns
+/// the loaded libraries and unloads them when destroyed, so descriptors from it are valid only while it
+/// lives. Not thread-safe for mutation; const access from many threads is fine.
+class PluginRegistry {
+ public:
+  PluginRegistry();
+  ~PluginRegistry();
+  PluginRegistry(PluginRegistry&&) noexcept;
+  PluginRegistry& operator=(PluginRegistry&&) noexcept;
+  PluginRegistry(const PluginRegistry&) = delete;
+  PluginRegistry& operator=(const PluginRegistry&) = delete;
+
+  const std::vector<PluginRecord>& records() const noexcept { return records_; }
+
+  /// The record of the loaded or available plugin with this name, or nullptr.
+  const PluginRecord* find(std::string_view name) const noexcept;
+
+  /// Loads the available (probed) plugin with this name into this process, from the descriptor that was
+  /// checked and probed, and returns its descriptor; a loaded one is returned as is. Fails for an unknown or
+  /// refused name, or if dlopen or the descriptor now fails (the record then becomes refused).
+  LoadResult<const taskhive_plugin_descriptor*> load(std::string_view name);
+
+  /// The descriptor of the loaded plugin with this name, or nullptr. Valid while this registry lives.
+  const taskhive_plugin_descriptor* descriptor(std::string_view name) const noexcept;
+
+  /// Adds a record; a loaded one keeps `library` open until the registry is destroyed, an available one keeps
+  /// its checked file open for load().
+  void add(PluginRecord record, std::unique_ptr<detail::LoadedLibrary> library = nullptr);
+
+ private:
+  std::vector<PluginRecord> records_;
+  std::vector<std::pair<std::string, std::unique_ptr<detail::LoadedLibrary>>> libraries_;  // name -> library
+};
+
 /// What to load.
 struct LoaderOptions {
   /// Directories in search order; earlier ones win name clashes. Relative paths are made absolute against the
@@ -147,6 +156,16 @@ struct LoaderOptions {
   /// A file of lines "SHA256 NAME" (sha256sum's format; '#' starts a comment). When set, only files whose
   /// digest it lists are loaded; NAME is for people and is not checked.
   std::optional<std::filesystem::path> allowlist{};
+  /// Probe before load: run each checked plugin's constructors and entry function in a child process and
+  /// leave the good ones `available` instead of loading them here (see PluginRegistry::load). Off: load every
+  /// good plugin in this process at once, as before.
+  bool probe = false;
+  /// How long one plugin may take in the probe (dlopen, constructors, entry, validation) before it is killed
+  /// and refused ("probe timed out after 5 s").
+  std::chrono::milliseconds probe_timeout{5000};
+  /// The probe executable; unset: $TASKHIVE_PROBE, else taskhive-probe next to the running executable, else
+  /// the one built with this library, else the installed one.
+  std::optional<std::filesystem::path> probe_executable{};
 };
 
 /// The directories in TASKHIVE_PLUGIN_PATH (colon-separated; empty entries skipped), or none.

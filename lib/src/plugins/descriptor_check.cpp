@@ -3,6 +3,8 @@
 #include <algorithm>
 #include <set>
 
+#include <dlfcn.h>
+
 #include <fmt/format.h>
 
 namespace taskhive::detail {
@@ -154,6 +156,38 @@ std::vector<PluginKind> copy_kinds(const taskhive_plugin_descriptor& d) {
     kinds.push_back(std::move(kind));
   }
   return kinds;
+}
+
+const taskhive_plugin_descriptor* read_descriptor(void* handle, PluginRecord& record) {
+  dlerror();
+  auto entry = reinterpret_cast<taskhive_plugin_entry_fn>(dlsym(handle, TASKHIVE_PLUGIN_ENTRY_SYMBOL));
+  if (!entry) {
+    record.reason =
+        "no taskhive_plugin_entry symbol: not a taskhive plugin (export it with TASKHIVE_PLUGIN_EXPORT)";
+    return nullptr;
+  }
+  const taskhive_plugin_descriptor* descriptor = entry();
+  if (!descriptor) {
+    record.reason = "taskhive_plugin_entry returned NULL";
+    return nullptr;
+  }
+  if (descriptor->abi_version != TASKHIVE_PLUGIN_ABI_VERSION) {
+    record.reason = fmt::format(
+        "ABI version mismatch: expected {}, found {}; rebuild the plugin against this "
+        "taskhive's plugin_abi.h",
+        TASKHIVE_PLUGIN_ABI_VERSION, descriptor->abi_version);
+    return nullptr;
+  }
+  if (auto problem = descriptor_problem(*descriptor)) {
+    if (descriptor->name && *descriptor->name) record.name = descriptor->name;
+    record.reason = std::move(*problem);
+    return nullptr;
+  }
+  record.name = descriptor->name;
+  record.version = descriptor->version;
+  record.description = descriptor->description ? descriptor->description : "";
+  record.kinds = copy_kinds(*descriptor);
+  return descriptor;
 }
 
 }  // namespace taskhive::detail

@@ -15,6 +15,7 @@
 
 #include "descriptor_check.hpp"
 #include "file_checks.hpp"
+#include "probe.hpp"
 #include "taskhive/logging.hpp"
 
 namespace taskhive {
@@ -93,25 +94,28 @@ std::string replace_all(std::string text, std::string_view from, std::string_vie
   return text;
 }
 
-// Everything from the open, checked descriptor on: digest, allowlist, dlopen, descriptor. Fills `record`;
-// returns the library when the plugin loads.
-std::unique_ptr<LoadedLibrary> load_checked(CheckedFile file, PluginRecord& record,
-                                            const Allowlist* allowlist, const PluginRegistry& registry) {
+// Digest and allowlist of the open, checked descriptor; false (with record.reason) if refused.
+bool digest_allowed(const CheckedFile& file, PluginRecord& record, const Allowlist* allowlist) {
   auto digest = sha256_hex(file.fd.get());
   if (!digest) {
     record.reason = fmt::format("cannot read: {}", std::strerror(errno));
-    return nullptr;
+    return false;
   }
   record.sha256 = std::move(*digest);
   if (allowlist && !allowlist->digests.contains(record.sha256)) {
     record.reason =
         fmt::format("sha256 {} is not in the allowlist {}", record.sha256, allowlist->path.string());
-    return nullptr;
+    return false;
   }
+  return true;
+}
 
+// dlopen of the checked descriptor and its descriptor read (not the duplicate-name check). Fills `record`;
+// returns the library, with its descriptor set, or nullptr.
+std::unique_ptr<LoadedLibrary> open_checked(FileDescriptor fd, PluginRecord& record) {
   const auto started = std::chrono::steady_clock::now();
   // Through the descriptor, never the path again: what runs is exactly the bytes checked and hashed above.
-  std::string proc_name = fmt::format("/proc/self/fd/{}", file.fd.get());
+  std::string proc_name = fmt::format("/proc/self/fd/{}", fd.get());
   dlerror();
   void* handle = dlopen(proc_name.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
@@ -120,46 +124,32 @@ std::unique_ptr<LoadedLibrary> load_checked(CheckedFile file, PluginRecord& reco
         "dlopen failed: {}", replace_all(error ? error : "unknown error", proc_name, record.path.string()));
     return nullptr;
   }
-  auto library = std::make_unique<LoadedLibrary>(handle, std::move(file.fd), std::move(proc_name));
+  auto library = std::make_unique<LoadedLibrary>(handle, std::move(fd), std::move(proc_name));
 
-  dlerror();
-  auto entry = reinterpret_cast<taskhive_plugin_entry_fn>(dlsym(handle, TASKHIVE_PLUGIN_ENTRY_SYMBOL));
-  if (!entry) {
-    record.reason =
-        "no taskhive_plugin_entry symbol: not a taskhive plugin (export it with TASKHIVE_PLUGIN_EXPORT)";
-    return nullptr;
-  }
-  const taskhive_plugin_descriptor* descriptor = entry();
-  if (!descriptor) {
-    record.reason = "taskhive_plugin_entry returned NULL";
-    return nullptr;
-  }
-  if (descriptor->abi_version != TASKHIVE_PLUGIN_ABI_VERSION) {
-    record.reason = fmt::format(
-        "ABI version mismatch: expected {}, found {}; rebuild the plugin against this "
-        "taskhive's plugin_abi.h",
-        TASKHIVE_PLUGIN_ABI_VERSION, descriptor->abi_version);
-    return nullptr;
-  }
-  if (auto problem = descriptor_problem(*descriptor)) {
-    if (descriptor->name && *descriptor->name) record.name = descriptor->name;
-    record.reason = std::move(*problem);
-    return nullptr;
-  }
-  record.name = descriptor->name;
-  record.version = descriptor->version;
-  record.description = descriptor->description ? descriptor->description : "";
-  record.kinds = copy_kinds(*descriptor);
-  if (const PluginRecord* winner = registry.find(record.name)) {
-    record.reason = fmt::format("duplicate plugin name \"{}\": already loaded from {}", record.name,
-                                winner->path.string());
-    return nullptr;
-  }
+  const taskhive_plugin_descriptor* descriptor = read_descriptor(handle, record);
+  if (!descriptor) return nullptr;
   library->descriptor = descriptor;
   record.status = PluginStatus::loaded;
   record.loaded_at = std::chrono::system_clock::now();
   record.load_duration =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
+  return library;
+}
+
+// Everything from the open, checked descriptor on: digest, allowlist, dlopen, descriptor, unique name. Fills
+// `record`; returns the library when the plugin loads.
+std::unique_ptr<LoadedLibrary> load_checked(CheckedFile file, PluginRecord& record,
+                                            const Allowlist* allowlist, const PluginRegistry& registry) {
+  if (!digest_allowed(file, record, allowlist)) return nullptr;
+  auto library = open_checked(std::move(file.fd), record);
+  if (!library) return nullptr;
+  if (const PluginRecord* winner = registry.find(record.name)) {
+    record.status = PluginStatus::refused;
+    record.loaded_at = {};
+    record.reason = fmt::format("duplicate plugin name \"{}\": already loaded from {}", record.name,
+                                winner->path.string());
+    return nullptr;
+  }
   return library;
 }
 
@@ -189,6 +179,67 @@ std::vector<std::string> candidate_names(const std::filesystem::path& dir) {
   }
   std::sort(names.begin(), names.end());  // name order, so search order does not depend on the file system
   return names;
+}
+
+// Why a plugin directory must not be trusted, or nothing.
+std::optional<std::string> dir_problem(const std::filesystem::path& dir) {
+  struct stat dir_stat {};
+  if (stat(dir.c_str(), &dir_stat) != 0)
+    return fmt::format("cannot stat its plugin directory: {}", std::strerror(errno));
+  return directory_problem(dir_stat);
+}
+
+// load_plugins with options.probe: every check as without probe, then one probe run over all checked files
+// (batched, so a child process serves many plugins), then the duplicate-name check in search order.
+PluginRegistry probe_and_register(const std::vector<std::filesystem::path>& dirs, const Allowlist* allowlist,
+                                  const LoaderOptions& options) {
+  std::vector<PluginRecord> records;
+  std::vector<std::optional<CheckedFile>> files;
+  for (const auto& dir : dirs) {
+    const auto problem = dir_problem(dir);
+    for (const auto& name : candidate_names(dir)) {
+      PluginRecord& record = records.emplace_back();
+      record.path = dir / name;
+      std::optional<CheckedFile>& file = files.emplace_back();
+      if (problem) {
+        record.reason = *problem;
+      } else if (auto check = check_candidate(record.path, dir); !check.file) {
+        record.reason = std::move(check.reason);
+      } else if (digest_allowed(*check.file, record, allowlist)) {
+        file = std::move(check.file);
+      }
+    }
+  }
+  std::vector<ProbeJob> jobs;
+  for (std::size_t i = 0; i < records.size(); ++i)
+    if (files[i]) jobs.push_back({files[i]->fd.get(), &records[i]});
+  const auto started = std::chrono::steady_clock::now();
+  detail::probe_plugins(jobs, probe_executable(options.probe_executable), options.probe_timeout);
+  logger()->debug(
+      "probed {} plugins in {} ms", jobs.size(),
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+          .count());
+
+  PluginRegistry registry;
+  for (std::size_t i = 0; i < records.size(); ++i) {
+    PluginRecord& record = records[i];
+    std::unique_ptr<LoadedLibrary> pending;
+    if (record.status == PluginStatus::available) {
+      if (const PluginRecord* winner = registry.find(record.name)) {
+        record.status = PluginStatus::refused;
+        record.reason = fmt::format("duplicate plugin name \"{}\": already available from {}", record.name,
+                                    winner->path.string());
+      } else {
+        // Not loaded: just the checked descriptor, kept for PluginRegistry::load.
+        std::string proc_name = fmt::format("/proc/self/fd/{}", files[i]->fd.get());
+        pending = std::make_unique<LoadedLibrary>(nullptr, std::move(files[i]->fd), std::move(proc_name));
+      }
+    }
+    if (record.status == PluginStatus::refused)
+      logger()->debug("plugin {} refused: {}", record.path.string(), record.reason);
+    registry.add(std::move(record), std::move(pending));
+  }
+  return registry;
 }
 
 }  // namespace
@@ -228,8 +279,33 @@ PluginRegistry& PluginRegistry::operator=(PluginRegistry&&) noexcept = default;
 
 const PluginRecord* PluginRegistry::find(std::string_view name) const noexcept {
   for (const auto& record : records_)
-    if (record.status == PluginStatus::loaded && record.name == name) return &record;
+    if (record.status != PluginStatus::refused && record.name == name) return &record;
   return nullptr;
+}
+
+LoadResult<const taskhive_plugin_descriptor*> PluginRegistry::load(std::string_view name) {
+  using Result = LoadResult<const taskhive_plugin_descriptor*>;
+  auto record = std::find_if(records_.begin(), records_.end(), [&](const PluginRecord& r) {
+    return r.status != PluginStatus::refused && r.name == name;
+  });
+  auto library =
+      std::find_if(libraries_.begin(), libraries_.end(), [&](const auto& l) { return l.first == name; });
+  if (record == records_.end() || library == libraries_.end())
+    return Result::failure(fmt::format("no plugin named \"{}\" is available", name));
+  if (record->status == PluginStatus::loaded) return library->second->descriptor;
+  // The descriptor that was checked, hashed and probed: the bytes the probe vouched for.
+  PluginRecord reloaded = *record;
+  auto loaded = detail::open_checked(std::move(library->second->fd), reloaded);
+  if (!loaded || reloaded.name != record->name) {
+    record->status = PluginStatus::refused;
+    record->reason = loaded ? fmt::format("its name changed since the probe, to \"{}\"", reloaded.name)
+                            : std::move(reloaded.reason);
+    libraries_.erase(library);
+    return Result::failure(fmt::format("plugin \"{}\" failed to load: {}", name, record->reason));
+  }
+  *record = std::move(reloaded);
+  library->second = std::move(loaded);
+  return library->second->descriptor;
 }
 
 const taskhive_plugin_descriptor* PluginRegistry::descriptor(std::string_view name) const noexcept {
@@ -240,7 +316,7 @@ const taskhive_plugin_descriptor* PluginRegistry::descriptor(std::string_view na
 }
 
 void PluginRegistry::add(PluginRecord record, std::unique_ptr<detail::LoadedLibrary> library) {
-  if (library && record.status == PluginStatus::loaded)
+  if (library && record.status != PluginStatus::refused)
     libraries_.emplace_back(record.name, std::move(library));
   records_.push_back(std::move(record));
 }
@@ -277,6 +353,7 @@ LoadResult<PluginRegistry> load_plugins(const LoaderOptions& options) {
   }
 
   PluginRegistry registry;
+  if (options.probe) return detail::probe_and_register(*dirs, allowlist ? &*allowlist : nullptr, options);
   for (const auto& dir : *dirs) {
     struct stat dir_stat {};
     std::optional<std::string> dir_problem;

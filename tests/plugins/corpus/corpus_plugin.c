@@ -1,7 +1,11 @@
 /* The corpus of bad plugins: one C99 source, one variant per CORPUS_* definition
  * (tests/plugins/CMakeLists.txt builds each into its own .so). Written in C on purpose: it also proves
  * plugin_abi.h compiles as C99. Every variant except CORPUS_NO_ENTRY exports taskhive_plugin_entry. */
+#define _POSIX_C_SOURCE 200809L /* pause() for CORPUS_CTOR_HANG */
+
 #include <stddef.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "taskhive/plugin_abi.h"
 
@@ -64,10 +68,44 @@ static const taskhive_plugin_descriptor descriptor = {
 extern int taskhive_corpus_symbol_defined_nowhere(void);
 #endif
 
+/* Plugins that misbehave while loading, for the probe: only ever loaded in the probe's child process (they
+ * live in their own directory, corpus-crash, so the in-process loader tests never meet them). */
+#if defined(CORPUS_CTOR_SEGV) || defined(CORPUS_ENTRY_CRASH)
+/* no_sanitize: in a TASKHIVE_SANITIZE build, UBSan would report the NULL store and exit with status 1 instead
+ * of letting the SIGSEGV happen. */
+__attribute__((no_sanitize("undefined"))) static void segfault(void) {
+  /* Both volatile: the store really happens (GCC dropped it with only the pointer volatile), as a SIGSEGV
+   * rather than a trap the compiler might put in for a known NULL store. */
+  volatile int* volatile nowhere = NULL;
+  *nowhere = 1;
+}
+#endif
+
+#if defined(CORPUS_CTOR_ABORT)
+__attribute__((constructor)) static void on_load(void) {
+  abort();
+}
+#elif defined(CORPUS_CTOR_SEGV)
+__attribute__((constructor)) static void on_load(void) {
+  segfault();
+}
+#elif defined(CORPUS_CTOR_EXIT)
+__attribute__((constructor)) static void on_load(void) {
+  exit(3);
+}
+#elif defined(CORPUS_CTOR_HANG)
+__attribute__((constructor)) static void on_load(void) {
+  for (;;) pause();
+}
+#endif
+
 #if !defined(CORPUS_NO_ENTRY)
 TASKHIVE_PLUGIN_EXPORT const taskhive_plugin_descriptor* taskhive_plugin_entry(void) {
 #if defined(CORPUS_UNDEFINED_SYMBOL)
   if (taskhive_corpus_symbol_defined_nowhere() != 0) return NULL;
+#endif
+#if defined(CORPUS_ENTRY_CRASH)
+  segfault();
 #endif
 #if defined(CORPUS_ENTRY_NULL)
   (void)&descriptor;
