@@ -1,6 +1,10 @@
 // taskhive: the command-line host. Thin on purpose: parse arguments, call the library, print.
 //
-//   taskhive plugins [--plugins DIR]... [--allowlist FILE] [--json]
+//   taskhive plugins [--plugins DIR]... [--allowlist FILE] [--no-probe] [--probe-timeout MS] [--json]
+//
+// Plugins are probed in a child process (taskhive-probe) by default and listed as "available" or "refused";
+// the host loads none of them. --no-probe loads the good ones in this process instead ("loaded"), as before
+// the probe existed: a plugin that crashes while loading then takes this command down with it.
 //
 // Exit status: 0 when the command ran (even if some plugins were refused: that is a finding, not a failure),
 // 1 on an unexpected error, 2 on a usage or configuration error (such as a plugin directory that does not
@@ -61,7 +65,7 @@ void print_text(const taskhive::PluginRegistry& registry) {
   for (const auto& r : registry.records()) {
     std::string kinds;
     for (const auto& k : r.kinds) kinds += fmt::format("{}{}:{}", kinds.empty() ? "" : ",", k.type, k.name);
-    std::cout << fmt::format("{:<8} {:<20} {:<10} {}", taskhive::to_string(r.status),
+    std::cout << fmt::format("{:<9} {:<20} {:<10} {}", taskhive::to_string(r.status),
                              r.name.empty() ? "-" : r.name, r.version.empty() ? "-" : r.version,
                              r.path.string());
     if (r.status == taskhive::PluginStatus::refused)
@@ -79,15 +83,21 @@ int main(int argc, char** argv) try {
   app.require_subcommand(1);
 
   auto* plugins =
-      app.add_subcommand("plugins", "Find, check and load plugins; print one line per plugin file");
+      app.add_subcommand("plugins", "Find, check and probe plugins; print one line per plugin file");
   std::vector<std::string> dirs;
   std::string allowlist;
   bool json = false;
+  bool no_probe = false;
+  int probe_timeout_ms = 5000;
   plugins->add_option("--plugins", dirs,
                       "A plugin directory (repeatable); searched before TASKHIVE_PLUGIN_PATH");
   plugins->add_option("--allowlist", allowlist,
                       "Load only files whose SHA-256 this file lists (\"SHA256 NAME\" lines)");
   plugins->add_flag("--json", json, "Print a JSON array of objects instead of text");
+  plugins->add_flag("--no-probe", no_probe,
+                    "Load plugins in this process instead of probing them in a child process");
+  plugins->add_option("--probe-timeout", probe_timeout_ms, "Time limit per plugin in the probe, milliseconds")
+      ->check(CLI::PositiveNumber);
   plugins->footer(
       "Environment: TASKHIVE_PLUGIN_PATH, colon-separated absolute directories, searched after --plugins.");
 
@@ -101,6 +111,8 @@ int main(int argc, char** argv) try {
   for (const auto& d : dirs) options.dirs.emplace_back(d);
   for (auto& d : taskhive::plugin_dirs_from_env()) options.dirs.push_back(std::move(d));
   if (!allowlist.empty()) options.allowlist = allowlist;
+  options.probe = !no_probe;
+  options.probe_timeout = std::chrono::milliseconds(probe_timeout_ms);
   if (options.dirs.empty()) {
     std::cerr << "taskhive plugins: no plugin directories; give --plugins DIR or set TASKHIVE_PLUGIN_PATH\n";
     return 2;

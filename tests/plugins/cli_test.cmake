@@ -1,5 +1,6 @@
 # ctest driver for `taskhive plugins`: runs the CLI against the corpus and checks its JSON, its text output,
-# TASKHIVE_PLUGIN_PATH and its exit codes. Needs -DTASKHIVE=<binary> -DCORPUS_DIR=<dir>.
+# TASKHIVE_PLUGIN_PATH, the probe (the default) and --no-probe, and its exit codes. Needs -DTASKHIVE=<binary>
+# -DCORPUS_DIR=<dir> -DCRASH_CORPUS_DIR=<dir>.
 
 cmake_minimum_required(VERSION 3.25)  # quoted strings in if() are never variable names (CMP0054)
 
@@ -22,7 +23,8 @@ file(CHMOD "${copy}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
      WORLD_EXECUTE)
 set(CORPUS_DIR "${copy}")
 
-# --json: one object per candidate with path, status, name, version, kinds and reason.
+# --json: one object per candidate with path, status, name, version, kinds and reason. Probed: the good one is
+# "available", not loaded.
 execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}" --json
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 expect("rc EQUAL 0" "taskhive plugins --json exited ${rc} (refusals must not fail the command): ${err}")
@@ -40,7 +42,7 @@ foreach(i RANGE ${last})
   string(JSON reason GET "${out}" ${i} reason)
   cmake_path(GET path FILENAME file)
   if(file STREQUAL "good.so")
-    expect("status STREQUAL \"loaded\"" "good.so: status ${status}, reason ${reason}")
+    expect("status STREQUAL \"available\"" "good.so: status ${status}, reason ${reason}")
     string(JSON name GET "${out}" ${i} name)
     string(JSON kind GET "${out}" ${i} kinds 0 name)
     string(JSON kind_type GET "${out}" ${i} kinds 0 type)
@@ -54,7 +56,7 @@ foreach(i RANGE ${last})
   if(file STREQUAL "entry_null.so")
     expect("reason STREQUAL \"taskhive_plugin_entry returned NULL\"" "entry_null.so: reason ${reason}")
   elseif(file STREQUAL "zz_duplicate_name.so")
-    expect("reason MATCHES \"^duplicate plugin name .corpus_good.: already loaded from .*/good.so$\""
+    expect("reason MATCHES \"^duplicate plugin name .corpus_good.: already available from .*/good.so$\""
            "zz_duplicate_name.so: reason ${reason}")
   endif()
 endforeach()
@@ -67,10 +69,42 @@ expect("rc EQUAL 0" "taskhive plugins with TASKHIVE_PLUGIN_PATH exited ${rc}: ${
 string(REGEX MATCHALL "\n" lines "${out}")  # count newlines: reasons may hold ';', CMake's list separator
 list(LENGTH lines count)
 expect("count EQUAL 9" "expected 9 lines, got ${count}:\n${out}")
-expect("out MATCHES \"loaded +corpus_good +2.1.0-rc.1\\\\+build.5 +[^\n]*/good.so\""
+expect("out MATCHES \"available +corpus_good +2.1.0-rc.1\\\\+build.5 +[^\n]*/good.so\""
        "no loaded line for good.so in:\n${out}")
 expect("out MATCHES \"refused [^\n]*/wrong_abi.so  \\\\(ABI version mismatch: expected 1, found 99\""
        "no refused line for wrong_abi.so in:\n${out}")
+
+# --no-probe loads in this process, as before the probe.
+execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}" --no-probe
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+expect("rc EQUAL 0" "taskhive plugins --no-probe exited ${rc}: ${err}")
+expect("out MATCHES \"loaded +corpus_good +2.1.0-rc.1\\\\+build.5 +[^\n]*/good.so\""
+       "no loaded line for good.so with --no-probe in:\n${out}")
+expect("out MATCHES \"refused [^\n]*/zz_duplicate_name.so  \\\\(duplicate plugin name .corpus_good.: already loaded from\""
+       "no duplicate line with --no-probe in:\n${out}")
+
+# Plugins that crash, exit or hang while loading: refused by the probe, and the command lives on, quietly
+# (nothing of the children's on stderr).
+set(crash "${CMAKE_CURRENT_BINARY_DIR}/cli-crash-corpus")
+file(REMOVE_RECURSE "${crash}")
+file(GLOB plugins "${CRASH_CORPUS_DIR}/*.so" "${CORPUS_DIR}/good.so")
+file(COPY ${plugins} DESTINATION "${crash}" FILE_PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
+     GROUP_EXECUTE WORLD_READ WORLD_EXECUTE)
+file(CHMOD "${crash}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ
+     WORLD_EXECUTE)
+execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${crash}" --probe-timeout 300
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+expect("rc EQUAL 0" "taskhive plugins on crashing plugins exited ${rc}: ${err}")
+expect("err STREQUAL \"\"" "unexpected stderr: ${err}")
+foreach(line
+    "refused [^\n]*/ctor_abort.so  \\\\(crashed during probe: signal 6 \\\\(Aborted\\\\)\\\\)"
+    "refused [^\n]*/ctor_segv.so  \\\\(crashed during probe: signal 11 \\\\(Segmentation fault\\\\)\\\\)"
+    "refused [^\n]*/entry_crash.so  \\\\(crashed during probe: signal 11 \\\\(Segmentation fault\\\\)\\\\)"
+    "refused [^\n]*/ctor_exit.so  \\\\(exited during probe with status 3\\\\)"
+    "refused [^\n]*/ctor_hang.so  \\\\(probe timed out after 300 ms\\\\)"
+    "available +corpus_good [^\n]*/good.so")
+  expect("out MATCHES \"${line}\"" "no line matching ${line} in:\n${out}")
+endforeach()
 
 # A directory that does not exist: exit 2 and say which.
 execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}/does-not-exist" --json
