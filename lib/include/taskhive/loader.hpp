@@ -25,7 +25,15 @@
 // or hangs there (per-plugin time limit) is refused with that reason, and the host never maps it. The others
 // are `available`: the host dlopens one (the same checked descriptor) only on PluginRegistry::load(name).
 // Without probe, plugins load in-process at once: a plugin whose constructors crash takes the host down.
-// Caching probe results on disk is the next step of issue 4.
+//
+// Probe cache (LoaderOptions::probe_cache, off by default in the library; the CLI uses
+// default_probe_cache_file()): probe outcomes, refusals included, are kept on disk keyed by device, inode,
+// size and mtime (ns), with the SHA-256 alongside. A file whose key matches is neither hashed nor probed on a
+// rescan (stat only: the file checks still run, its record and sha256 come from the cache); any key field
+// differing means it is hashed and probed again. The hash is then deferred to PluginRegistry::load(), which
+// hashes the descriptor it is about to map and refuses the plugin if the bytes no longer match the recorded
+// SHA-256 (a file rewritten in place with its mtime restored). With an allowlist, a cache hit is checked
+// against the cached SHA-256, and load() verifies it the same way.
 
 #include <chrono>
 #include <filesystem>
@@ -133,7 +141,9 @@ class PluginRegistry {
 
   /// Loads the available (probed) plugin with this name into this process, from the descriptor that was
   /// checked and probed, and returns its descriptor; a loaded one is returned as is. Fails for an unknown or
-  /// refused name, or if dlopen or the descriptor now fails (the record then becomes refused).
+  /// refused name, or if dlopen or the descriptor now fails (the record then becomes refused). It first
+  /// hashes the open file and refuses it if the bytes differ from the record's SHA-256 (the one probed or
+  /// cached).
   LoadResult<const taskhive_plugin_descriptor*> load(std::string_view name);
 
   /// The descriptor of the loaded plugin with this name, or nullptr. Valid while this registry lives.
@@ -166,7 +176,15 @@ struct LoaderOptions {
   /// The probe executable; unset: $TASKHIVE_PROBE, else taskhive-probe next to the running executable, else
   /// the one built with this library, else the installed one.
   std::optional<std::filesystem::path> probe_executable{};
+  /// The probe cache file (used only with `probe`); unset: no cache. Read at the start, rewritten atomically
+  /// when anything changed; a corrupt or other-version file is ignored with a warning and rebuilt, and a
+  /// write failure is a warning. See default_probe_cache_file().
+  std::optional<std::filesystem::path> probe_cache{};
 };
+
+/// $XDG_CACHE_HOME/taskhive/probe-cache.json, else $HOME/.cache/taskhive/probe-cache.json (absolute values
+/// only), else nothing.
+std::optional<std::filesystem::path> default_probe_cache_file();
 
 /// The directories in TASKHIVE_PLUGIN_PATH (colon-separated; empty entries skipped), or none.
 std::vector<std::filesystem::path> plugin_dirs_from_env();

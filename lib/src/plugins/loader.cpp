@@ -16,6 +16,7 @@
 #include "descriptor_check.hpp"
 #include "file_checks.hpp"
 #include "probe.hpp"
+#include "probe_cache.hpp"
 #include "taskhive/logging.hpp"
 
 namespace taskhive {
@@ -193,32 +194,93 @@ std::optional<std::string> dir_problem(const std::filesystem::path& dir) {
 // (batched, so a child process serves many plugins), then the duplicate-name check in search order.
 PluginRegistry probe_and_register(const std::vector<std::filesystem::path>& dirs, const Allowlist* allowlist,
                                   const LoaderOptions& options) {
+  std::optional<ProbeCache> cache;
+  if (options.probe_cache) cache.emplace(*options.probe_cache);
   std::vector<PluginRecord> records;
   std::vector<std::optional<CheckedFile>> files;
+  std::vector<std::optional<ProbeCacheKey>> to_probe;  // the key of each file to hash and probe
+  std::size_t hits = 0;
   for (const auto& dir : dirs) {
     const auto problem = dir_problem(dir);
     for (const auto& name : candidate_names(dir)) {
       PluginRecord& record = records.emplace_back();
       record.path = dir / name;
       std::optional<CheckedFile>& file = files.emplace_back();
+      std::optional<ProbeCacheKey>& key = to_probe.emplace_back();
       if (problem) {
         record.reason = *problem;
-      } else if (auto check = check_candidate(record.path, dir); !check.file) {
+        continue;
+      }
+      auto check = check_candidate(record.path, dir);
+      if (!check.file) {
         record.reason = std::move(check.reason);
+        continue;
+      }
+      struct stat st {};
+      const ProbeCacheKey file_key =
+          fstat(check.file->fd.get(), &st) == 0 ? probe_cache_key(st) : ProbeCacheKey{};
+      if (const ProbeCacheEntry* hit =
+              cache ? cache->find(record.path, file_key, options.probe_timeout) : nullptr) {
+        // Unchanged since it was probed: neither hashed nor probed; load() verifies the digest.
+        ++hits;
+        cache->keep(hit);
+        record.status = hit->record.status;
+        record.reason = hit->record.reason;
+        record.name = hit->record.name;
+        record.version = hit->record.version;
+        record.description = hit->record.description;
+        record.kinds = hit->record.kinds;
+        record.sha256 = hit->record.sha256;
+        if (allowlist && !allowlist->digests.contains(record.sha256)) {
+          std::string sha256 = std::move(record.sha256);
+          record = PluginRecord{};
+          record.path = dir / name;
+          record.sha256 = std::move(sha256);
+          record.reason =
+              fmt::format("sha256 {} is not in the allowlist {}", record.sha256, allowlist->path.string());
+        } else if (record.status == PluginStatus::available) {
+          file = std::move(check.file);
+        }
       } else if (digest_allowed(*check.file, record, allowlist)) {
         file = std::move(check.file);
+        key = file_key;
       }
     }
   }
   std::vector<ProbeJob> jobs;
   for (std::size_t i = 0; i < records.size(); ++i)
-    if (files[i]) jobs.push_back({files[i]->fd.get(), &records[i]});
+    if (files[i] && to_probe[i]) jobs.push_back({files[i]->fd.get(), &records[i]});
   const auto started = std::chrono::steady_clock::now();
-  detail::probe_plugins(jobs, probe_executable(options.probe_executable), options.probe_timeout);
+  if (!jobs.empty())
+    detail::probe_plugins(jobs, probe_executable(options.probe_executable), options.probe_timeout);
   logger()->debug(
-      "probed {} plugins in {} ms", jobs.size(),
+      "probed {} plugins in {} ms ({} from the probe cache)", jobs.size(),
       std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
-          .count());
+          .count(),
+      hits);
+  if (cache) {
+    for (std::size_t i = 0; i < records.size(); ++i) {
+      if (!to_probe[i]) continue;
+      const PluginRecord& record = records[i];
+      // A failure of the probe itself says nothing about the plugin: probed again next time.
+      if (record.reason.starts_with("cannot start the plugin probe") ||
+          record.reason.starts_with("plugin probe "))
+        continue;
+      PluginRecord cached;
+      cached.path = record.path;
+      cached.status = record.status;
+      cached.reason = record.reason;
+      if (record.status == PluginStatus::available) {
+        cached.name = record.name;
+        cached.version = record.version;
+        cached.description = record.description;
+        cached.kinds = record.kinds;
+      }
+      cached.sha256 = record.sha256;
+      cache->put({*to_probe[i], std::move(cached), options.probe_timeout});
+    }
+    cache->save();
+  }
 
   PluginRegistry registry;
   for (std::size_t i = 0; i < records.size(); ++i) {
@@ -293,7 +355,17 @@ LoadResult<const taskhive_plugin_descriptor*> PluginRegistry::load(std::string_v
   if (record == records_.end() || library == libraries_.end())
     return Result::failure(fmt::format("no plugin named \"{}\" is available", name));
   if (record->status == PluginStatus::loaded) return library->second->descriptor;
-  // The descriptor that was checked, hashed and probed: the bytes the probe vouched for.
+  // The descriptor that was checked and probed (or found unchanged in the probe cache): its bytes must still
+  // be the ones the probe vouched for.
+  if (const auto digest = detail::sha256_hex(library->second->fd.get());
+      !digest || *digest != record->sha256) {
+    record->status = PluginStatus::refused;
+    record->reason = digest ? fmt::format("its contents changed since it was probed (sha256 {}, probed {})",
+                                          *digest, record->sha256)
+                            : fmt::format("cannot read: {}", std::strerror(errno));
+    libraries_.erase(library);
+    return Result::failure(fmt::format("plugin \"{}\" failed to load: {}", name, record->reason));
+  }
   PluginRecord reloaded = *record;
   auto loaded = detail::open_checked(std::move(library->second->fd), reloaded);
   if (!loaded || reloaded.name != record->name) {
