@@ -1,10 +1,13 @@
 // taskhive: the command-line host. Thin on purpose: parse arguments, call the library, print.
 //
-//   taskhive plugins [--plugins DIR]... [--allowlist FILE] [--no-probe] [--probe-timeout MS] [--json]
+//   taskhive plugins [--plugins DIR]... [--allowlist FILE] [--no-probe] [--probe-timeout MS] [--no-cache]
+//                    [--json]
 //
 // Plugins are probed in a child process (taskhive-probe) by default and listed as "available" or "refused";
 // the host loads none of them. --no-probe loads the good ones in this process instead ("loaded"), as before
-// the probe existed: a plugin that crashes while loading then takes this command down with it.
+// the probe existed: a plugin that crashes while loading then takes this command down with it. Probe results
+// are cached in $XDG_CACHE_HOME/taskhive/probe-cache.json (else ~/.cache/taskhive/), so unchanged files are
+// not probed again; --no-cache bypasses the cache.
 //
 // Exit status: 0 when the command ran (even if some plugins were refused: that is a finding, not a failure),
 // 1 on an unexpected error, 2 on a usage or configuration error (such as a plugin directory that does not
@@ -88,6 +91,7 @@ int main(int argc, char** argv) try {
   std::string allowlist;
   bool json = false;
   bool no_probe = false;
+  bool no_cache = false;
   int probe_timeout_ms = 5000;
   plugins->add_option("--plugins", dirs,
                       "A plugin directory (repeatable); searched before TASKHIVE_PLUGIN_PATH");
@@ -96,6 +100,8 @@ int main(int argc, char** argv) try {
   plugins->add_flag("--json", json, "Print a JSON array of objects instead of text");
   plugins->add_flag("--no-probe", no_probe,
                     "Load plugins in this process instead of probing them in a child process");
+  plugins->add_flag("--no-cache", no_cache,
+                    "Neither read nor write the probe cache ($XDG_CACHE_HOME/taskhive/probe-cache.json)");
   plugins->add_option("--probe-timeout", probe_timeout_ms, "Time limit per plugin in the probe, milliseconds")
       ->check(CLI::PositiveNumber);
   plugins->footer(
@@ -113,6 +119,7 @@ int main(int argc, char** argv) try {
   if (!allowlist.empty()) options.allowlist = allowlist;
   options.probe = !no_probe;
   options.probe_timeout = std::chrono::milliseconds(probe_timeout_ms);
+  if (!no_cache) options.probe_cache = taskhive::default_probe_cache_file();
   if (options.dirs.empty()) {
     std::cerr << "taskhive plugins: no plugin directories; give --plugins DIR or set TASKHIVE_PLUGIN_PATH\n";
     return 2;

@@ -23,6 +23,11 @@ file(CHMOD "${copy}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ
      WORLD_EXECUTE)
 set(CORPUS_DIR "${copy}")
 
+# The probe cache (on by default) goes to a private directory, never the real ~/.cache.
+set(cache_home "${CMAKE_CURRENT_BINARY_DIR}/cli-cache-home")
+file(REMOVE_RECURSE "${cache_home}")
+set(ENV{XDG_CACHE_HOME} "${cache_home}")
+
 # --json: one object per candidate with path, status, name, version, kinds and reason. Probed: the good one is
 # "available", not loaded.
 execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}" --json
@@ -105,6 +110,21 @@ foreach(line
     "available +corpus_good [^\n]*/good.so")
   expect("out MATCHES \"${line}\"" "no line matching ${line} in:\n${out}")
 endforeach()
+
+# The probe cache: written by the runs above; a rerun without a probe executable still finds every result
+# (the crashes included), while --no-cache has to probe and cannot.
+expect("EXISTS \"${cache_home}/taskhive/probe-cache.json\"" "no probe cache in ${cache_home}/taskhive")
+set(ENV{TASKHIVE_PROBE} "${cache_home}/no-such-probe")
+execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${crash}" --probe-timeout 300
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+expect("rc EQUAL 0" "taskhive plugins from the cache exited ${rc}: ${err}")
+expect("out MATCHES \"refused [^\n]*/ctor_segv.so  \\\\(crashed during probe: signal 11\"" "not cached: ${out}")
+expect("out MATCHES \"available +corpus_good [^\n]*/good.so\"" "good.so not cached: ${out}")
+execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${crash}" --probe-timeout 300 --no-cache
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+expect("rc EQUAL 0" "taskhive plugins --no-cache exited ${rc}: ${err}")
+expect("out MATCHES \"refused [^\n]*/good.so  \\\\(cannot start the plugin probe\"" "--no-cache used the cache: ${out}")
+unset(ENV{TASKHIVE_PROBE})
 
 # A directory that does not exist: exit 2 and say which.
 execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}/does-not-exist" --json
