@@ -30,6 +30,7 @@
 #include <nlohmann/json.hpp>
 
 #include "plugins/descriptor_check.hpp"
+#include "plugins/kind_json.hpp"
 
 // Under AddressSanitizer, let a plugin's SIGSEGV, SIGBUS and SIGFPE kill us with that signal (ASan would
 // otherwise catch it and exit with status 1, so the host would report "exited" instead of "crashed"), and
@@ -52,22 +53,6 @@ bool write_line(int fd, std::string line) {
     rest.remove_prefix(static_cast<std::size_t>(n));
   }
   return true;
-}
-
-nlohmann::json kinds_json(const taskhive::PluginRecord& record) {
-  nlohmann::json kinds = nlohmann::json::array();
-  for (const auto& kind : record.kinds) {
-    nlohmann::json params = nlohmann::json::array();
-    for (const auto& p : kind.params)
-      params.push_back({{"name", p.name},
-                        {"type", p.type},
-                        {"required", p.required},
-                        {"default", p.default_value ? nlohmann::json(*p.default_value) : nlohmann::json()},
-                        {"help", p.help}});
-    kinds.push_back(
-        {{"name", kind.name}, {"type", kind.type}, {"description", kind.description}, {"params", params}});
-  }
-  return kinds;
 }
 
 nlohmann::json probe(int fd) {
@@ -94,7 +79,7 @@ nlohmann::json probe(int fd) {
   out["name"] = record.name;
   out["version"] = record.version;
   out["description"] = record.description;
-  out["kinds"] = kinds_json(record);
+  out["kinds"] = taskhive::detail::kinds_to_json(record.kinds);
   return out;
 }
 

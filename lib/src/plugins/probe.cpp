@@ -18,6 +18,7 @@
 #include <nlohmann/json.hpp>
 
 #include "file_checks.hpp"
+#include "kind_json.hpp"
 
 extern char** environ;  // NOLINT: POSIX declares it nowhere
 
@@ -43,24 +44,6 @@ std::string replace_all(std::string text, std::string_view from, std::string_vie
   for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
     text.replace(at, from.size(), to);
   return text;
-}
-
-std::vector<PluginKind> kinds_from_json(const nlohmann::json& kinds) {
-  std::vector<PluginKind> out;
-  for (const auto& k : kinds) {
-    PluginKind kind{k.at("name").get<std::string>(),
-                    k.at("type").get<std::string>(),
-                    k.at("description").get<std::string>(),
-                    {}};
-    for (const auto& p : k.at("params")) {
-      PluginParam param{p.at("name").get<std::string>(), p.at("type").get<std::string>(),
-                        p.at("required").get<bool>(), std::nullopt, p.at("help").get<std::string>()};
-      if (!p.at("default").is_null()) param.default_value = p.at("default").get<std::string>();
-      kind.params.push_back(std::move(param));
-    }
-    out.push_back(std::move(kind));
-  }
-  return out;
 }
 
 // Fills `record` from one result line of the child; false if the line is not a result for `fd`.

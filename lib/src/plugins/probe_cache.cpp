@@ -14,6 +14,7 @@
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "kind_json.hpp"
 #include "taskhive/logging.hpp"
 #include "taskhive/plugin_abi.h"
 
@@ -28,41 +29,6 @@ constexpr std::string_view cache_format = "taskhive-probe-cache";
 constexpr std::string_view timeout_prefix = "probe timed out";
 
 using nlohmann::json;
-
-json kinds_to_json(const std::vector<PluginKind>& kinds) {
-  json out = json::array();
-  for (const auto& kind : kinds) {
-    json params = json::array();
-    for (const auto& p : kind.params) {
-      json param = {{"name", p.name}, {"type", p.type}, {"required", p.required}, {"help", p.help}};
-      if (p.default_value) param["default"] = *p.default_value;
-      params.push_back(std::move(param));
-    }
-    out.push_back({{"name", kind.name},
-                   {"type", kind.type},
-                   {"description", kind.description},
-                   {"params", std::move(params)}});
-  }
-  return out;
-}
-
-std::vector<PluginKind> kinds_from_json(const json& in) {
-  std::vector<PluginKind> kinds;
-  for (const auto& k : in) {
-    PluginKind kind{k.at("name").get<std::string>(),
-                    k.at("type").get<std::string>(),
-                    k.at("description").get<std::string>(),
-                    {}};
-    for (const auto& p : k.at("params")) {
-      PluginParam param{p.at("name").get<std::string>(), p.at("type").get<std::string>(),
-                        p.at("required").get<bool>(), std::nullopt, p.at("help").get<std::string>()};
-      if (p.contains("default")) param.default_value = p.at("default").get<std::string>();
-      kind.params.push_back(std::move(param));
-    }
-    kinds.push_back(std::move(kind));
-  }
-  return kinds;
-}
 
 json entry_to_json(const ProbeCacheEntry& e) {
   const PluginRecord& r = e.record;
