@@ -2,18 +2,19 @@
 // load"), so a plugin whose constructors or entry function crash, exit or hang takes down this process, not
 // the host. Started by the loader (lib/src/plugins/probe.cpp); not meant to be run by hand.
 //
-//   taskhive-probe --protocol 1 FD...
+//   taskhive-probe --protocol 2        (stdin: a Unix stream socket to the host)
 //
-// Each FD is a plugin file the host opened and checked, inherited across exec, so the child loads exactly
-// the bytes the host checked (through /proc/self/fd/FD, the same name the host would use). Output, on the
-// stdout the host gave us, one JSON object per line, flushed at once so that the host knows which plugin was
-// being probed when we died (the first one without a line):
+// The host sends each plugin file it opened and checked as a descriptor (SCM_RIGHTS, one byte of payload), so
+// the child loads exactly the bytes the host checked, through /proc/self/fd/N. For each one we answer with one
+// JSON line on the same socket, written at once so that the host knows which plugin was being probed when we
+// died (the one without an answer):
 //
-//   {"taskhive_probe":1}                                   once, at start (protocol version)
+//   {"taskhive_probe":2}                                   once, at start (protocol version)
 //   {"fd":5,"ok":true,"name":...,"version":...,"description":...,"kinds":[...]}
-//   {"fd":6,"ok":false,"reason":"...","name":"..."}
+//   {"fd":6,"ok":false,"reason":"...","name":"..."}        ("fd": our number for it, named in dlerror texts)
 //
-// The descriptor is validated by detail::read_descriptor, the very code the in-process loader runs.
+// We exit when the host closes the socket. The descriptor is validated by detail::read_descriptor, the very
+// code the in-process loader runs.
 
 #include <cerrno>
 #include <cstdio>
@@ -24,6 +25,7 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
@@ -83,27 +85,46 @@ nlohmann::json probe(int fd) {
   return out;
 }
 
+// Receives one descriptor from the host; -1 when the host closed the socket (or sent something else).
+int receive_descriptor(int socket) {
+  char byte = 0;
+  iovec data{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  ssize_t n = 0;
+  do n = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
+  while (n < 0 && errno == EINTR);
+  if (n != 1) return -1;
+  const cmsghdr* header = CMSG_FIRSTHDR(&message);
+  if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS ||
+      header->cmsg_len != CMSG_LEN(sizeof(int)))
+    return -1;
+  int fd = -1;
+  std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
+  return fd;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
-  if (argc < 3 || std::string_view(argv[1]) != "--protocol" || std::string_view(argv[2]) != "1") {
-    std::fprintf(stderr,
-                 "usage: taskhive-probe --protocol 1 FD...  (started by the taskhive plugin loader)\n");
+  if (argc != 3 || std::string_view(argv[1]) != "--protocol" || std::string_view(argv[2]) != "2") {
+    std::fprintf(stderr, "usage: taskhive-probe --protocol 2  (started by the taskhive plugin loader)\n");
     return 2;
   }
-  // Keep the protocol stream to ourselves: a plugin that prints to stdout must not corrupt it.
-  const int out = fcntl(STDOUT_FILENO, F_DUPFD_CLOEXEC, 3);
-  const int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
-  if (out < 0 || null < 0 || dup2(null, STDOUT_FILENO) < 0) return 2;
-  if (!write_line(out, R"({"taskhive_probe":1})")) return 2;
-  for (int i = 3; i < argc; ++i) {
-    char* end = nullptr;
-    const long fd = std::strtol(argv[i], &end, 10);
-    if (*end != '\0' || fd < 3 || fd > 1'000'000) return 2;
+  // Keep the conversation to ourselves: a plugin that reads stdin or prints must not touch the socket.
+  const int host = fcntl(STDIN_FILENO, F_DUPFD_CLOEXEC, 3);
+  const int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (host < 0 || null < 0 || dup2(null, STDIN_FILENO) < 0 || dup2(null, STDOUT_FILENO) < 0) return 2;
+  if (!write_line(host, R"({"taskhive_probe":2})")) return 2;
+  // Descriptors are never closed: a library stays loaded under its /proc/self/fd/N name, and a reused N
+  // would make dlopen return that library for the next plugin. The host starts a new child every 256.
+  for (int fd; (fd = receive_descriptor(host)) >= 0;) {
     // dump() with replace: a plugin's strings need not be UTF-8.
-    if (!write_line(
-            out, probe(static_cast<int>(fd)).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace)))
-      return 2;
+    if (!write_line(host, probe(fd).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))) break;
   }
   _exit(0);  // no static destructors, no plugin destructors: all results are out
 }

@@ -199,7 +199,7 @@ TEST_CASE("load() refuses a cached plugin whose bytes changed in place behind an
   REQUIRE(registry.find("sample_upper") != nullptr);  // a cache hit: not hashed at scan time
   auto loaded = registry.load("sample_upper");
   REQUIRE_FALSE(loaded);
-  CHECK(loaded.error().find("its contents changed since it was probed") != std::string::npos);
+  CHECK(loaded.error().find("its contents changed since it was checked") != std::string::npos);
   CHECK(registry.records().at(0).status == PluginStatus::refused);
 }
 

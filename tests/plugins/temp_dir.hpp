@@ -4,6 +4,8 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
+#include <iterator>
 #include <string>
 
 #include <catch2/catch.hpp>
@@ -38,6 +40,14 @@ inline fs::path install(const fs::path& from, const fs::path& to) {
   fs::copy_file(from, to, fs::copy_options::overwrite_existing);
   fs::permissions(to, fs::perms(0755));
   return to;
+}
+
+// Whether a plugin loaded from the file named `file_name` is mapped in this process: the loader maps a private
+// copy, which /proc/self/maps shows as "/memfd:taskhive-plugin:FILE@SHA12 (deleted)".
+inline bool plugin_mapped(const std::string& file_name) {
+  std::ifstream maps("/proc/self/maps");
+  const std::string text{std::istreambuf_iterator<char>(maps), {}};
+  return text.find("/memfd:taskhive-plugin:" + file_name + "@") != std::string::npos;
 }
 
 }  // namespace taskhive::test

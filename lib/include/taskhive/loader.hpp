@@ -12,12 +12,18 @@
 //   const taskhive_plugin_descriptor* upper = result->descriptor("sample_upper");   // call its kinds
 // @endcode
 //
+// The scan is a tbb::flow graph (lib/src/plugins/scan.hpp): a scan node lists the directories, a limiter bounds
+// the candidates in flight, parallel prevalidation nodes run the file checks and the hash, a probe node (or,
+// without probe, a serial dlopen node) reads the descriptor, and a serial register node settles duplicate
+// names in search order.
+//
 // Checks, in order, each giving its own reason (see PluginRecord::reason): a symlink must stay inside its
 // plugin directory; the file is opened with O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC (so a FIFO cannot block the scan)
 // and everything after reads that descriptor: a regular file, owned by root or the current user, not writable
 // by group or others (nor is its directory), not empty, an ELF shared object for this machine, not truncated,
-// its SHA-256 in the allowlist if one is configured; then it is dlopen'ed through /proc/self/fd/N, so the
-// bytes loaded are the bytes checked, and its descriptor is validated (entry symbol, non-NULL, ABI version,
+// its SHA-256 in the allowlist if one is configured; then a private copy of it (a sealed memfd, hashed as it
+// is filled and compared with the digest checked) is dlopen'ed, so the bytes loaded are the bytes checked and
+// nothing can change them while they run, and its descriptor is validated (entry symbol, non-NULL, ABI version,
 // name, semantic version, unique kinds, unique plugin name: the first in search order wins).
 //
 // With LoaderOptions::probe, every checked file is first loaded in a child process (taskhive-probe, many
@@ -48,6 +54,8 @@
 #include "taskhive/plugin_abi.h"
 
 namespace taskhive {
+
+class Scheduler;
 
 namespace detail {
 struct LoadedLibrary;
@@ -180,6 +188,11 @@ struct LoaderOptions {
   /// when anything changed; a corrupt or other-version file is ignored with a warning and rebuilt, and a
   /// write failure is a warning. See default_probe_cache_file().
   std::optional<std::filesystem::path> probe_cache{};
+  /// Run the scan as a task on this scheduler (the graph then runs in its arena), at `scan_priority`, ahead
+  /// of ordinary work; null: in the calling thread. load_plugins waits for the task, so do not call it with
+  /// a scheduler from one of that scheduler's own tasks.
+  Scheduler* scheduler = nullptr;
+  int scan_priority = 5;
 };
 
 /// $XDG_CACHE_HOME/taskhive/probe-cache.json, else $HOME/.cache/taskhive/probe-cache.json (absolute values

@@ -191,9 +191,27 @@ std::optional<std::string> elf_problem(int fd, off_t file_size) {
   return std::nullopt;
 }
 
+Sha256::Sha256() : context_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
+  if (context_ && EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) != 1) context_.reset();
+}
+
+bool Sha256::update(const void* data, std::size_t size) {
+  return context_ && EVP_DigestUpdate(context_.get(), data, size) == 1;
+}
+
+std::optional<std::string> Sha256::hex_digest() {
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (!context_ || EVP_DigestFinal_ex(context_.get(), digest.data(), &length) != 1) return std::nullopt;
+  context_.reset();
+  std::string hex;
+  hex.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
+}
+
 std::optional<std::string> sha256_hex(int fd) {
-  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
-  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return std::nullopt;
+  Sha256 hash;
   std::array<unsigned char, 64 * 1024> buffer{};
   off_t offset = 0;
   for (;;) {
@@ -201,16 +219,10 @@ std::optional<std::string> sha256_hex(int fd) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return std::nullopt;
     if (n == 0) break;
-    if (EVP_DigestUpdate(ctx.get(), buffer.data(), static_cast<std::size_t>(n)) != 1) return std::nullopt;
+    if (!hash.update(buffer.data(), static_cast<std::size_t>(n))) return std::nullopt;
     offset += n;
   }
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &length) != 1) return std::nullopt;
-  std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
+  return hash.hex_digest();
 }
 
 }  // namespace taskhive::detail

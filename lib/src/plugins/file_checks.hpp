@@ -3,12 +3,16 @@
 // it is an ELF shared object for this machine, and its digest. All of them read one open descriptor, so what
 // was checked is what gets loaded.
 
+#include <cstddef>
 #include <filesystem>
+#include <memory>
 #include <optional>
 #include <string>
 #include <utility>
 
 #include <sys/stat.h>
+
+#include <openssl/evp.h>
 
 namespace taskhive::detail {
 
@@ -53,6 +57,19 @@ FileCheck check_candidate(const std::filesystem::path& entry, const std::filesys
 /// Why the file open on `fd`, of `file_size` bytes, is not a complete ELF shared object for this machine, or
 /// nothing. Reads the ELF header and program headers with pread.
 std::optional<std::string> elf_problem(int fd, off_t file_size);
+
+/// SHA-256 fed in pieces (OpenSSL's EVP API).
+class Sha256 {
+ public:
+  Sha256();
+  /// False if OpenSSL failed (then hex_digest() is nothing).
+  bool update(const void* data, std::size_t size);
+  /// The digest as lowercase hex; once only.
+  std::optional<std::string> hex_digest();
+
+ private:
+  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> context_;
+};
 
 /// The SHA-256 of everything `fd` holds, as lowercase hex, or nothing on a read error (errno set).
 std::optional<std::string> sha256_hex(int fd);

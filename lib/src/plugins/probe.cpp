@@ -11,6 +11,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -32,8 +33,9 @@ using Clock = std::chrono::steady_clock;
 // per-plugin limit: that starts once the child is up, so a plugin is never blamed for the probe's start-up.
 constexpr std::chrono::seconds startup_limit{30};
 
-// At most this many files per child: bounds argv and the descriptors one child holds.
-constexpr std::size_t max_batch = 256;
+// At most this many plugins per child: each stays mapped there and holds a descriptor (the child never closes
+// one: glibc would take a reused /proc/self/fd/N for the library already loaded under that name).
+constexpr std::size_t max_per_child = 256;
 
 std::string format_limit(std::chrono::milliseconds limit) {
   if (limit.count() % 1000 == 0) return fmt::format("{} s", limit.count() / 1000);
@@ -46,10 +48,10 @@ std::string replace_all(std::string text, std::string_view from, std::string_vie
   return text;
 }
 
-// Fills `record` from one result line of the child; false if the line is not a result for `fd`.
-bool apply_result(const std::string& line, int fd, PluginRecord& record) {
+// Fills `record` from one result line of the child; false if the line is not a well-formed result.
+bool apply_result(const std::string& line, PluginRecord& record) {
   const auto result = nlohmann::json::parse(line, nullptr, false);
-  if (result.is_discarded() || !result.is_object() || result.value("fd", -1) != fd) return false;
+  if (result.is_discarded() || !result.is_object()) return false;
   try {
     if (result.at("ok").get<bool>()) {
       record.name = result.at("name").get<std::string>();
@@ -59,10 +61,13 @@ bool apply_result(const std::string& line, int fd, PluginRecord& record) {
       record.status = PluginStatus::available;
       record.reason.clear();
     } else {
+      record.status = PluginStatus::refused;
       record.name = result.value("name", "");
-      // The child dlopened /proc/self/fd/N, the same N as here; people want the file's path.
-      record.reason = replace_all(result.at("reason").get<std::string>(), fmt::format("/proc/self/fd/{}", fd),
-                                  record.path.string());
+      // The child dlopened /proc/self/fd/N, N being its number for the descriptor we passed; people want
+      // the file's path.
+      record.reason =
+          replace_all(result.at("reason").get<std::string>(),
+                      fmt::format("/proc/self/fd/{}", result.at("fd").get<int>()), record.path.string());
     }
   } catch (const nlohmann::json::exception&) {
     return false;
@@ -70,42 +75,27 @@ bool apply_result(const std::string& line, int fd, PluginRecord& record) {
   return true;
 }
 
-struct Child {
-  pid_t pid = -1;
-  FileDescriptor out;  // read end of the child's stdout
-};
-
-// Starts a child probing `jobs`; nothing on failure (errno-style code in `error`).
-std::optional<Child> spawn(std::span<const ProbeJob> jobs, const std::filesystem::path& executable,
-                           int& error) {
-  int pipe_fds[2];
-  if (pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    error = errno;
-    return std::nullopt;
+// Sends `fd` over the socket (SCM_RIGHTS) with a one-byte payload; false if the child is gone.
+bool send_descriptor(int socket, int fd) {
+  char byte = 'p';
+  iovec data{&byte, 1};
+  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
+  msghdr message{};
+  message.msg_iov = &data;
+  message.msg_iovlen = 1;
+  message.msg_control = control;
+  message.msg_controllen = sizeof control;
+  cmsghdr* header = CMSG_FIRSTHDR(&message);
+  header->cmsg_level = SOL_SOCKET;
+  header->cmsg_type = SCM_RIGHTS;
+  header->cmsg_len = CMSG_LEN(sizeof(int));
+  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
+  for (;;) {
+    const ssize_t n = sendmsg(socket, &message, MSG_NOSIGNAL);
+    if (n == 1) return true;
+    if (n < 0 && errno == EINTR) continue;
+    return false;
   }
-  FileDescriptor read_end(pipe_fds[0]), write_end(pipe_fds[1]);
-
-  std::vector<std::string> args{executable.string(), "--protocol", "1"};
-  for (const auto& job : jobs) args.push_back(std::to_string(job.fd));
-  std::vector<char*> argv;
-  for (auto& a : args) argv.push_back(a.data());
-  argv.push_back(nullptr);
-
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_adddup2(&actions, write_end.get(), STDOUT_FILENO);
-  posix_spawn_file_actions_addopen(&actions, STDIN_FILENO, "/dev/null", O_RDONLY, 0);
-  // The child's stderr goes nowhere: a crashing plugin (or a sanitizer's report about it) must not clutter
-  // the host's output; the reason the host records says what happened.
-  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
-  // dup2 of a descriptor onto itself clears its close-on-exec flag (POSIX 2024; glibc since 2.29): the
-  // checked files are O_CLOEXEC here, so no other child of the host inherits them, but this one must.
-  for (const auto& job : jobs) posix_spawn_file_actions_adddup2(&actions, job.fd, job.fd);
-  pid_t pid = -1;
-  error = posix_spawn(&pid, executable.c_str(), &actions, nullptr, argv.data(), environ);
-  posix_spawn_file_actions_destroy(&actions);
-  if (error != 0) return std::nullopt;
-  return Child{pid, std::move(read_end)};
 }
 
 // Reads one line from the child within `deadline`. Returns the line, or nothing on end of file (the child is
@@ -176,53 +166,129 @@ std::filesystem::path probe_executable(const std::optional<std::filesystem::path
 #endif
 }
 
-void probe_plugins(const std::vector<ProbeJob>& jobs, const std::filesystem::path& executable,
-                   std::chrono::milliseconds timeout) {
-  std::size_t next = 0;
-  while (next < jobs.size()) {
-    const std::span<const ProbeJob> batch(jobs.data() + next, std::min(max_batch, jobs.size() - next));
-    int error = 0;
-    auto child = spawn(batch, executable, error);
-    if (!child) {
-      // No probe, no load: every remaining plugin is refused rather than loaded unprobed.
-      for (; next < jobs.size(); ++next)
-        jobs[next].record->reason =
-            fmt::format("cannot start the plugin probe {}: {}", executable.string(), std::strerror(error));
-      return;
-    }
-    std::string buffer;
-    bool timed_out = false;
-    auto hello = read_line(child->out.get(), buffer, Clock::now() + startup_limit, timed_out);
-    if (!hello || *hello != R"({"taskhive_probe":1})") {
-      const int status = reap(child->pid, true);
-      const std::string why = timed_out ? "did not start within " + format_limit(startup_limit)
-                              : hello   ? "speaks another protocol (expected version 1)"
-                                        : death_reason(status);
-      for (; next < jobs.size(); ++next)
-        jobs[next].record->reason = fmt::format("plugin probe {} failed: {}", executable.string(), why);
-      return;
-    }
-    std::size_t done = 0;
-    for (; done < batch.size(); ++done) {
-      const ProbeJob& job = batch[done];
-      // The limit is per plugin: it restarts as each result arrives.
-      auto line = read_line(child->out.get(), buffer, Clock::now() + timeout, timed_out);
-      if (line && apply_result(*line, job.fd, *job.record)) continue;
-      const int status = reap(child->pid, true);  // SIGKILL is harmless if it is already dead: not yet reaped
-      if (timed_out)
-        job.record->reason = "probe timed out after " + format_limit(timeout);
-      else if (line)
-        job.record->reason = "plugin probe sent a malformed result";
-      else
-        job.record->reason = death_reason(status);
-      job.record->status = PluginStatus::refused;
-      ++done;
-      child.reset();
-      break;
-    }
-    if (child) reap(child->pid, false);  // all answered; it exits by itself
-    next += done;
+ProbeSession::ProbeSession(std::filesystem::path executable, std::chrono::milliseconds timeout)
+    : executable_(std::move(executable)), timeout_(timeout) {}
+
+ProbeSession::~ProbeSession() { stop(false); }
+
+bool ProbeSession::start(std::string& why) {
+  int fds[2];
+  if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, fds) != 0) {
+    why = fmt::format("cannot start the plugin probe {}: {}", executable_.string(), std::strerror(errno));
+    return false;
   }
+  FileDescriptor ours(fds[0]), theirs(fds[1]);
+  std::vector<std::string> args{executable_.string(), "--protocol", "2"};
+  std::vector<char*> argv;
+  for (auto& a : args) argv.push_back(a.data());
+  argv.push_back(nullptr);
+
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  posix_spawn_file_actions_adddup2(&actions, theirs.get(), STDIN_FILENO);  // the conversation
+  posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, "/dev/null", O_WRONLY, 0);
+  // The child's stderr goes nowhere: a crashing plugin (or a sanitizer's report about it) must not clutter
+  // the host's output; the reason the host records says what happened.
+  posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  pid_t pid = -1;
+  const int error = posix_spawn(&pid, executable_.c_str(), &actions, nullptr, argv.data(), environ);
+  posix_spawn_file_actions_destroy(&actions);
+  if (error != 0) {
+    why = fmt::format("cannot start the plugin probe {}: {}", executable_.string(), std::strerror(error));
+    return false;
+  }
+  pid_ = pid;
+  socket_ = std::move(ours);
+  buffer_.clear();
+  served_ = 0;
+  bool timed_out = false;
+  auto hello = read_line(socket_.get(), buffer_, Clock::now() + startup_limit, timed_out);
+  if (hello && *hello == R"({"taskhive_probe":2})") return true;
+  const bool answered = hello.has_value();
+  const int status = reap(pid_, true);
+  pid_ = -1;
+  socket_ = FileDescriptor();
+  why = fmt::format("plugin probe {} failed: {}", executable_.string(),
+                    timed_out  ? "did not start within " + format_limit(startup_limit)
+                    : answered ? std::string("speaks another protocol (expected version 2)")
+                               : death_reason(status));
+  return false;
+}
+
+void ProbeSession::stop(bool kill_it) {
+  if (pid_ < 0) return;
+  socket_ = FileDescriptor();  // end of file: an idle child exits by itself
+  reap(pid_, kill_it);
+  pid_ = -1;
+}
+
+ProbeSession::Outcome ProbeSession::attempt(int fd, PluginRecord& record, int& wait_status) {
+  if (pid_ >= 0 && served_ >= max_per_child) stop(false);
+  if (pid_ < 0) {
+    std::string why;
+    if (!start(why)) {
+      record.status = PluginStatus::refused;
+      record.reason = std::move(why);
+      return Outcome::unusable;
+    }
+  }
+  ++served_;
+  bool timed_out = false;
+  std::optional<std::string> line;
+  if (send_descriptor(socket_.get(), fd))
+    line = read_line(socket_.get(), buffer_, Clock::now() + timeout_, timed_out);  // the per-plugin limit
+  if (line && apply_result(*line, record)) return Outcome::answered;
+  wait_status = reap(pid_, true);  // SIGKILL is harmless if it is already dead: not yet reaped
+  pid_ = -1;
+  socket_ = FileDescriptor();
+  if (timed_out) return Outcome::timed_out;
+  if (line) {
+    record.status = PluginStatus::refused;
+    record.reason = "plugin probe sent a malformed result";
+    return Outcome::unusable;
+  }
+  return Outcome::died;
+}
+
+void ProbeSession::probe(int fd, PluginRecord& record) {
+  int status = 0;
+  Outcome outcome = attempt(fd, record, status);
+  // A death right after other plugins were probed in this child may be theirs (a thread they started): the
+  // plugin is blamed only if it kills a fresh child too.
+  if (outcome == Outcome::died && served_ > 1) outcome = attempt(fd, record, status);
+  switch (outcome) {
+    case Outcome::answered:
+    case Outcome::unusable:
+      return;
+    case Outcome::timed_out:
+      record.status = PluginStatus::refused;
+      record.reason = "probe timed out after " + format_limit(timeout_);
+      return;
+    case Outcome::died:
+      record.status = PluginStatus::refused;
+      record.reason = death_reason(status);
+      return;
+  }
+}
+
+ProbePool::ProbePool(std::filesystem::path executable, std::chrono::milliseconds timeout, std::size_t size)
+    : executable_(std::move(executable)), timeout_(timeout) {
+  for (std::size_t i = 0; i < size; ++i) idle_.push_back(std::make_unique<ProbeSession>(executable_, timeout_));
+}
+
+void ProbePool::probe(int fd, PluginRecord& record) {
+  std::unique_ptr<ProbeSession> session;
+  {
+    std::lock_guard lock(mutex_);
+    if (!idle_.empty()) {
+      session = std::move(idle_.back());
+      idle_.pop_back();
+    }
+  }
+  if (!session) session = std::make_unique<ProbeSession>(executable_, timeout_);  // more callers than size
+  session->probe(fd, record);
+  std::lock_guard lock(mutex_);
+  idle_.push_back(std::move(session));
 }
 
 }  // namespace taskhive::detail
