@@ -297,7 +297,7 @@ TEST_CASE("a registry unloads its plugins when destroyed, refused ones at once",
   TempDir dir;
   install(corpus_dir / "good.so", dir / "good.so");
   install(corpus_dir / "wrong_abi.so", dir / "wrong_abi.so");
-  auto mapped = [](const std::string& file) { return taskhive::test::plugin_mapped(file); };
+  auto mapped = [](const std::string& file) { return taskhive::test::plugin_mapped(file + "@"); };
   {
     auto registry = load({dir.path()});
     REQUIRE(registry.find("corpus_good") != nullptr);

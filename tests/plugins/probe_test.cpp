@@ -32,7 +32,7 @@ std::string read_all(const fs::path& path) {
 bool mapped(const fs::path& file) {
   // Neither the file itself (the probe child maps that) nor a private copy of it (what the host would map).
   return read_all("/proc/self/maps").find(file.string()) != std::string::npos ||
-         taskhive::test::plugin_mapped(file.filename().string());
+         taskhive::test::plugin_mapped(file.filename().string() + "@");
 }
 
 std::map<std::string, taskhive::PluginRecord> by_file_name(const taskhive::PluginRegistry& registry) {

@@ -42,12 +42,13 @@ inline fs::path install(const fs::path& from, const fs::path& to) {
   return to;
 }
 
-// Whether a plugin loaded from the file named `file_name` is mapped in this process: the loader maps a private
-// copy, which /proc/self/maps shows as "/memfd:taskhive-plugin:FILE@SHA12 (deleted)".
-inline bool plugin_mapped(const std::string& file_name) {
+// Whether a private copy of a plugin is mapped in this process: the loader maps one per loaded version, which
+// /proc/self/maps shows as "/memfd:taskhive-plugin:FILE@SHA12 (deleted)". `label` is "FILE@" (any version)
+// or "FILE@SHA12".
+inline bool plugin_mapped(const std::string& label) {
   std::ifstream maps("/proc/self/maps");
   const std::string text{std::istreambuf_iterator<char>(maps), {}};
-  return text.find("/memfd:taskhive-plugin:" + file_name + "@") != std::string::npos;
+  return text.find("/memfd:taskhive-plugin:" + label) != std::string::npos;
 }
 
 }  // namespace taskhive::test

@@ -36,13 +36,10 @@ PluginRegistry scan_into_registry(const std::vector<std::filesystem::path>& dirs
   auto results = scan_plugins(scan);
   std::size_t hits = 0, probed = 0;
   PluginRegistry registry;
+  if (cache) apply_to_cache(*cache, results);
   for (auto& result : results) {
-    if (cache && result.cache_hit) {
-      ++hits;
-      cache->keep(result.cache_hit);
-    }
-    if (cache && result.cache_update) cache->put(std::move(*result.cache_update));
-    if (result.cache_update) ++probed;
+    hits += result.cache_hit != nullptr;
+    probed += result.cache_update.has_value();
     std::unique_ptr<LoadedLibrary> library = std::move(result.library);
     if (!library && result.file && result.record.status == PluginStatus::available) {
       // Not loaded: just the checked descriptor, kept for PluginRegistry::load.

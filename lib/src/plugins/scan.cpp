@@ -254,6 +254,13 @@ LoadResult<std::vector<std::filesystem::path>> resolve_dirs(const std::vector<st
   return resolved;
 }
 
+void apply_to_cache(ProbeCache& cache, std::vector<ScanResult>& results) {
+  for (const auto& result : results)
+    if (result.cache_hit) cache.keep(result.cache_hit);
+  for (auto& result : results)
+    if (result.cache_update) cache.put(*result.cache_update);
+}
+
 std::optional<std::string> run_scan(const LoaderOptions& options, const std::function<void()>& scan) {
   if (!options.scheduler) {
     scan();

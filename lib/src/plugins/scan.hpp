@@ -82,6 +82,10 @@ struct ScanResult {
   PluginRecord undeduplicated;            ///< the outcome before the duplicate-name check (for KnownFile)
 };
 
+/// Marks the scan's cache hits as current and stores its fresh probe outcomes (in that order: storing moves
+/// entries, which the hits point to).
+void apply_to_cache(ProbeCache& cache, std::vector<ScanResult>& results);
+
 /// Runs the scan graph in the calling thread's task arena and waits for it.
 std::vector<ScanResult> scan_plugins(const ScanOptions& options);
 
