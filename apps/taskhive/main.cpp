@@ -1,7 +1,11 @@
 // taskhive: the command-line host. Thin on purpose: parse arguments, call the library, print.
 //
+//   taskhive run CONFIG [--var NAME=VALUE]... [--plugins DIR]... [--workers N]
+//   taskhive validate CONFIG [--var NAME=VALUE]... [--plugins DIR]... [--print]
 //   taskhive plugins [--plugins DIR]... [--allowlist FILE] [--no-probe] [--probe-timeout MS] [--no-cache]
 //                    [--json]
+//
+// run and validate: see config_commands.hpp (exit codes 0, 1, 2, 3, 130).
 //
 // Plugins are probed in a child process (taskhive-probe) by default and listed as "available" or "refused";
 // the host loads none of them. --no-probe loads the good ones in this process instead ("loaded"), as before
@@ -26,6 +30,8 @@
 #include <nlohmann/json.hpp>
 
 #include <taskhive/loader.hpp>
+
+#include "config_commands.hpp"
 
 namespace {
 
@@ -84,6 +90,29 @@ void print_text(const taskhive::PluginRegistry& registry) {
 int main(int argc, char** argv) try {
   CLI::App app{"taskhive: a task scheduler and plugin host"};
   app.require_subcommand(1);
+  app.set_version_flag("--version", "taskhive " TASKHIVE_VERSION);
+
+  taskhive::cli::ConfigArgs config_args;
+  auto add_config_options = [&](CLI::App* command) {
+    command->add_option("CONFIG", config_args.config, "The pipeline or workflow config (YAML)")
+        ->required()
+        ->check(CLI::ExistingFile);
+    command->add_option("--var", config_args.vars, "NAME=VALUE for ${NAME} in the config (repeatable)");
+    command->add_option("--plugins", config_args.plugin_dirs,
+                        "A plugin directory (repeatable); searched before the config's plugins.dirs and "
+                        "TASKHIVE_PLUGIN_PATH");
+  };
+  auto* run = app.add_subcommand("run", "Run a pipeline or workflow config");
+  add_config_options(run);
+  run->add_option("--workers", config_args.workers, "Worker threads (overrides scheduler.workers)")
+      ->check(CLI::PositiveNumber);
+  run->footer(
+      "Ctrl-C once: stop the source and drain the items in flight; twice: cancel.\n"
+      "Exit status: 0 all good; 1 failed or dead-lettered items or failed tasks; 2 config or usage error; "
+      "3 a plugin the config uses could not be loaded; 130 interrupted.");
+  auto* validate = app.add_subcommand("validate", "Check a config; print every problem as FILE:LINE:COL");
+  add_config_options(validate);
+  validate->add_flag("--print", config_args.print, "Print the normalised config, every default filled in");
 
   auto* plugins =
       app.add_subcommand("plugins", "Find, check and probe plugins; print one line per plugin file");
@@ -112,6 +141,8 @@ int main(int argc, char** argv) try {
   } catch (const CLI::ParseError& e) {
     return app.exit(e) == 0 ? 0 : 2;
   }
+  if (run->parsed()) return taskhive::cli::run_command(config_args);
+  if (validate->parsed()) return taskhive::cli::validate_command(config_args);
 
   taskhive::LoaderOptions options;
   for (const auto& d : dirs) options.dirs.emplace_back(d);

@@ -109,6 +109,15 @@ class Scheduler {
   /// Blocks until no accepted task is in flight (it does not stop new submissions).
   void wait_idle();
 
+  /// Runs `fn` on the calling thread inside the scheduler's task arena (tbb::task_arena::execute), so that a
+  /// tbb::flow graph built and waited for in `fn` runs its nodes on the scheduler's workers, with the
+  /// caller joining in while it waits. Exceptions from `fn` propagate.
+  ///
+  /// @code
+  ///   scheduler.execute([&] { tbb::flow::graph g; build(g); g.wait_for_all(); });
+  /// @endcode
+  void execute(const std::function<void()>& fn);
+
   /// Stops accepting work and ends it as `mode` says; returns when every accepted task is final and the
   /// workers are idle. Idempotent; the destructor calls shutdown(drain).
   void shutdown(ShutdownMode mode = ShutdownMode::drain);

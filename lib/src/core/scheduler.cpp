@@ -668,6 +668,9 @@ void Scheduler::cancel_all() {
 void Scheduler::wait_idle() {
   core_->wait_idle();
 }
+void Scheduler::execute(const std::function<void()>& fn) {
+  core_->execute(fn);
+}
 void Scheduler::shutdown(ShutdownMode mode) {
   core_->shutdown(mode);
 }

@@ -53,6 +53,7 @@ class SchedulerCore {
                     std::optional<Clock::time_point> until);
   void cancel_all();
   void wait_idle();
+  void execute(const std::function<void()>& fn) { arena_.execute(fn); }
   void shutdown(ShutdownMode mode);
   MetricsSnapshot metrics() const;
 
