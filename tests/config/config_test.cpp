@@ -388,7 +388,7 @@ TEST_CASE("without plugin records, kinds and params are only checked for form") 
 TEST_CASE("an empty list of available plugins makes every kind unknown") {
   std::vector<taskhive::PluginRecord> none;
   auto options = no_environment();
-  options.plugins = std::span<const taskhive::PluginRecord>(none);
+  options.plugins = none;  // as the CLI will: options.plugins = registry.records()
   const auto result = load_config_string(minimal, "n.yaml", options);
   CHECK(diagnostics(result) ==
         "n.yaml:2:31: error: unknown plugin kind 'fs.walk'; no source kinds are available\n"
@@ -499,6 +499,7 @@ TEST_CASE("printing keeps awkward strings intact") {
     params:
       "key with space": "line1\nline2\t\"quoted\" \\ back"
       dollar: "$$HOME and $${x}"
+      "$${key}": "keys are not substituted"
       empty: ""
       "null": "null"
       tilde: "~"
@@ -516,6 +517,7 @@ TEST_CASE("printing keeps awkward strings intact") {
   INFO(printed);
   REQUIRE(again.ok());
   CHECK(again.config.pipeline->source.params.at("dollar").value == "$HOME and ${x}");
+  CHECK(again.config.pipeline->source.params.contains("$${key}"));
   CHECK(again.config.pipeline->source.params.at("key with space").value ==
         "line1\nline2\t\"quoted\" \\ back");
   CHECK(again.config.pipeline->source.params.at("null").value == "null");

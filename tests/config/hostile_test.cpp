@@ -3,6 +3,7 @@
 // parser sees it), alias bombs (aliases count as the nodes they stand for) and random garbage.
 #include <catch2/catch.hpp>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdint>
 #include <filesystem>
@@ -143,6 +144,15 @@ TEST_CASE("too many nodes without aliases") {
   CHECK(load(many) ==
         "h.yaml:50000:15: error: more than 100000 nodes (limits.max_nodes; an alias counts as the "
         "nodes it stands for)\n");
+}
+
+TEST_CASE("many errors on one long line stay fast") {
+  // 30000 unset variables, escaped so their text is not found verbatim where the value was written.
+  std::string text = "pipeline: {source: {name: s, uses: a.b, params: {";
+  for (int i = 0; i < 30'000; ++i) text += "k" + std::to_string(i) + ": \"\\x24{v}\", ";
+  text += "}}}\n";
+  const std::string diagnostics = load(text);
+  CHECK(std::count(diagnostics.begin(), diagnostics.end(), '\n') == 30'001);  // and the missing sink
 }
 
 TEST_CASE("YAML syntax errors are reported at yaml-cpp's position") {

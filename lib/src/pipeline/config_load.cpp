@@ -267,11 +267,14 @@ class Reader {
   }
 
   SourcePos variable_pos(const YamlNode* node, std::string_view reference) const {
-    // The reference's own column when it is on the node's line (it may not be: escapes, folded lines).
-    const std::size_t at = text_.find(reference, node->offset);
-    if (at != std::string_view::npos &&
-        text_.substr(node->offset, at - node->offset).find('\n') == std::string_view::npos)
-      return {file_, node->line, node->col + static_cast<int>(at - node->offset)};
+    // The reference's own column when it is on the node's line (it may not be: escapes, folded lines). Only
+    // as much text as the scalar can span is searched (an escape is at most 10 bytes for one), so many
+    // references on one long line cost no more than the text.
+    if (node->offset >= text_.size()) return pos(node);
+    std::string_view line = text_.substr(node->offset, 10 * node->value.size() + 16);
+    line = line.substr(0, line.find('\n'));
+    const std::size_t at = line.find(reference);
+    if (at != std::string_view::npos) return {file_, node->line, node->col + static_cast<int>(at)};
     return pos(node);
   }
 
@@ -696,8 +699,9 @@ class Reader {
     std::vector<std::string> declared;
     for (const auto& p : kind->params) declared.push_back(p.name);
     for (auto& [name, value] : params) {
+      const std::string& param_name = name;  // clang 14 cannot capture a structured binding
       const auto decl = std::find_if(kind->params.begin(), kind->params.end(),
-                                     [&](const PluginParam& p) { return p.name == name; });
+                                     [&](const PluginParam& p) { return p.name == param_name; });
       if (decl == kind->params.end()) {
         error(value.key_pos,
               fmt::format("unknown param '{}' for {}{}; {}", name, uses.text(), suggest(name, declared),
@@ -904,8 +908,9 @@ Fields::Fields(Reader& reader, const YamlNode* node, std::initializer_list<std::
       unknown_.push_back(key);
       continue;
     }
+    const std::string& name = key->value;  // clang 14 cannot capture a structured binding
     const auto first =
-        std::find_if(found_.begin(), found_.end(), [&](const auto& f) { return f.first == key->value; });
+        std::find_if(found_.begin(), found_.end(), [&](const auto& f) { return f.first == name; });
     if (extensions && key->value.starts_with("x-")) continue;
     if (first != found_.end()) {
       repeats_.push_back({key, first->second.key});

@@ -22,13 +22,14 @@ bool plain_safe(std::string_view s) {
   return true;
 }
 
-// A string as a YAML scalar that reads back as the same text: `$` doubled so variable substitution leaves it
-// alone, plain when nothing in it means anything to YAML, else double-quoted.
-std::string scalar(std::string_view raw) {
+// A string as a YAML scalar that reads back as the same text: plain when nothing in it means anything to
+// YAML, else double-quoted; in a value (not a key: keys are never substituted) `$` is doubled so variable
+// substitution leaves it alone.
+std::string scalar(std::string_view raw, bool is_key = false) {
   std::string s;
   for (char c : raw) {
     s += c;
-    if (c == '$') s += '$';
+    if (c == '$' && !is_key) s += '$';
   }
   if (plain_safe(s)) return s;
   std::string out = "\"";
@@ -102,7 +103,7 @@ class Printer {
   void params(int indent, const Params& params) {
     if (params.empty()) return key(indent, "params", "{}");
     line(indent, "params:");
-    for (const auto& [name, value] : params) key(indent + 2, scalar(name), scalar(value.value));
+    for (const auto& [name, value] : params) key(indent + 2, scalar(name, true), scalar(value.value));
   }
 
   // A source is read one item at a time: it has no concurrency to print (and a reload would warn about it).
