@@ -84,6 +84,8 @@ class PipelineRun {
   /// Leases every kind the pipeline uses from `plugins` and creates the stage instances (sources and sinks
   /// now; transform instances as concurrency needs them, each created with the same params). Fails with a
   /// message naming the stage if a kind is missing or of the wrong type, or a create() refuses its params.
+  /// `pipeline`, `plugins` and `scheduler` must outlive the run; the leases it takes keep each plugin version
+  /// loaded until the run is destroyed, whatever hot reload does meanwhile.
   static LoadResult<std::unique_ptr<PipelineRun>> create(const Pipeline& pipeline, PluginCatalog& plugins,
                                                          Scheduler& scheduler);
   ~PipelineRun();

@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <atomic>
+#include <deque>
 #include <map>
 #include <mutex>
 #include <random>
@@ -403,7 +404,7 @@ class PipelineState {
         auto batch = std::make_shared<Batch>();
         batch->seq = next_seq_++;
         batch->items.push_back(std::move(buffered_.front()));
-        buffered_.erase(buffered_.begin());
+        buffered_.pop_front();
         return batch;
       }
       int32_t code = TASKHIVE_OK;
@@ -511,7 +512,7 @@ class PipelineState {
   flow::graph* graph_ = nullptr;
 
   // The source's state; only its (serial) node touches it.
-  std::vector<Item> buffered_;
+  std::deque<Item> buffered_;
   bool source_done_ = false;
   std::uint64_t next_seq_ = 0;
 
