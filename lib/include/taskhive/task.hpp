@@ -5,6 +5,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -20,6 +21,8 @@ namespace taskhive {
 namespace detail {
 struct TaskRecord;
 }
+
+class TaskHandle;
 
 /// Where a task is in its life. The last five are final: a task reaches exactly one of them, once.
 enum class TaskState : std::uint8_t {
@@ -60,6 +63,13 @@ struct TaskOptions {
   std::optional<TaskGroup> group{};
   /// The task's weight for admission control (backpressure); 1 unless some tasks are heavier than others.
   std::uint32_t load = 1;
+  /// Called once, just after the task reaches its final state (rejected included), with its handle: what a
+  /// caller uses to start work that follows this task without a thread blocked in wait() (the workflow
+  /// runner releases dependents this way). It runs on the thread that ended the task: a worker, the timer
+  /// thread, or the caller of submit, cancel, cancel_all or shutdown. So keep it short and never block in it:
+  /// to start more work call try_submit (submit may wait for queue room, which on a worker can deadlock).
+  /// wait_idle() and shutdown() return only after it returned. An exception from it is logged and dropped.
+  std::function<void(const TaskHandle&)> on_final{};
 };
 
 /// Thrown by TaskContext::throw_if_cancelled(); a task that lets it escape ends cancelled or timed_out.

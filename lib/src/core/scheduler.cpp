@@ -142,6 +142,7 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   record->retry = options.retry;
   record->priority = options.priority;
   record->load = options.load;
+  record->on_final = std::move(options.on_final);
   const auto now = clock_->now();
   const auto now_count = to_ns(now);
   record->created_ns.store(now_count, std::memory_order_relaxed);
@@ -226,8 +227,23 @@ TaskHandle SchedulerCore::reject(std::shared_ptr<TaskRecord> record, std::string
   record->finished_ns.store(now_ns(), std::memory_order_relaxed);
   counters_.add(Event::rejected);
   publish_final(*record, TaskState::rejected);
+  notify_final(*record);
   leave_in_flight();
   return TaskHandle(std::move(record));
+}
+
+void SchedulerCore::notify_final(TaskRecord& record) noexcept {
+  if (!record.on_final) return;
+  // Moved out first: the callback often captures what owns this record's handle, and dropping it right after
+  // the call breaks that cycle.
+  auto callback = std::move(record.on_final);
+  record.on_final = nullptr;
+  try {
+    callback(TaskHandle(record.shared_from_this()));
+  } catch (...) {
+    logger()->error("task '{}': its on_final callback threw: {}", record.name,
+                    describe(std::current_exception()));
+  }
 }
 
 void SchedulerCore::leave_in_flight() noexcept {
@@ -618,6 +634,7 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   }
   if (record.group) record.group->leave();
   publish_final(record, final_state);
+  notify_final(record);
   // Last: once the in-flight count reaches 0 the scheduler may be destroyed.
   leave_in_flight();
 }

@@ -89,6 +89,8 @@ class SchedulerCore {
   void finish(TaskRecord& record, TaskState final_state, std::exception_ptr error = nullptr,
               std::string message = {}, std::int64_t now = 0) noexcept;
   TaskHandle reject(std::shared_ptr<TaskRecord> record, std::string reason);
+  // Calls TaskOptions::on_final once the record is final, before the in-flight count lets go of the task.
+  void notify_final(TaskRecord& record) noexcept;
 
   SchedulerOptions options_;
   std::uint64_t id_ = 0;  // unique per scheduler in this process, for thread naming

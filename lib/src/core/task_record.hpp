@@ -35,7 +35,7 @@ struct Failure {
 ///   queued -> {cancelled, timed_out}                 (cancel, group cancel, cancel_all, deadline)
 ///   retry_wait -> queued | {cancelled, timed_out}
 /// rejected records are born final and never reach the scheduler.
-struct TaskRecord {
+struct TaskRecord : std::enable_shared_from_this<TaskRecord> {
   using Function = std::function<void(TaskContext&)>;
 
   Function fn;
@@ -55,6 +55,8 @@ struct TaskRecord {
   std::atomic<bool> has_waiters{false};
   std::atomic<TimerId> deadline_timer{0};
   std::unique_ptr<Failure> failure;  // written before the final state is published, read after
+  std::function<void(const TaskHandle&)>
+      on_final;  // TaskOptions::on_final; called and dropped by the finisher
 
   bool transition(TaskState from, TaskState to) noexcept {
     return state.compare_exchange_strong(from, to, std::memory_order_acq_rel);
