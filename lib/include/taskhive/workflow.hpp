@@ -165,9 +165,9 @@ class WorkflowRunner {
 
 /// Writes one line per task, columns aligned (name, state, attempts, duration, error), then totals:
 ///
-///   build     succeeded  1 attempt   1.20s
-///   test      failed     3 attempts  4.02s  exit status 1
-///   deploy    skipped                       not run: a dependency did not succeed (test failed)
+///   build   succeeded  1 attempt   1.20s
+///   test    failed     3 attempts  4.02s  exit status 1
+///   deploy  skipped                       not run: a dependency did not succeed (test failed)
 ///   workflow failed: 1 succeeded, 1 failed, 1 skipped in 5.22s
 void print_summary(std::ostream& out, const WorkflowResult& result);
 
