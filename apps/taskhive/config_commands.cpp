@@ -3,14 +3,17 @@
 #include <atomic>
 #include <iostream>
 #include <map>
+#include <mutex>
 #include <memory>
 
 #include <fmt/format.h>
 
 #include <taskhive/config.hpp>
+#include <taskhive/graph_dot.hpp>
 #include <taskhive/pipeline.hpp>
 #include <taskhive/plugin_catalog.hpp>
 #include <taskhive/scheduler.hpp>
+#include <taskhive/workflow.hpp>
 
 #include "signals.hpp"
 
@@ -79,6 +82,62 @@ SchedulerOptions scheduler_options(const Config& config, const ConfigArgs& args)
   return options;
 }
 
+// Where Ctrl-C goes: the pipeline running now and the workflow, if any.
+struct Interrupts {
+  std::mutex mutex;
+  PipelineRun* pipeline = nullptr;
+  WorkflowRunner* workflow = nullptr;
+
+  void stop() {
+    std::lock_guard lock(mutex);
+    if (workflow) workflow->stop();
+    if (pipeline) pipeline->stop();
+  }
+  void cancel() {
+    std::lock_guard lock(mutex);
+    if (workflow) workflow->stop();
+    if (pipeline) pipeline->cancel();
+  }
+  void set_pipeline(PipelineRun* run) {
+    std::lock_guard lock(mutex);
+    pipeline = run;
+  }
+};
+
+// A workflow: its tasks on the scheduler; a `pipeline:` task runs its pipeline in the same arena. Ctrl-C stops
+// the workflow (nothing new starts) and the pipeline running then (it drains).
+int run_workflow(Loaded& loaded, Scheduler& scheduler, const SignalWatcher& signals, Interrupts& interrupts) {
+  WorkflowOptions options;
+  options.catalog = loaded.catalog.get();
+  options.run_pipeline = [&](const WorkflowTask& task, TaskContext& context) -> PipelineOutcome {
+    auto run = PipelineRun::create(*task.pipeline, *loaded.catalog, scheduler);
+    if (!run) return PipelineOutcome::failure(run.error());
+    // The workflow's stop() and the task's timeout reach the pipeline through its source.
+    (*run)->stop_when([&context] { return context.cancellation_requested(); });
+    const PipelineSummary summary = (*run)->run();
+    std::cerr << fmt::format("pipeline of task \"{}\":\n{}", *task.name, format_summary(summary));
+    if (summary.ok()) return PipelineOutcome::success();
+    return PipelineOutcome::failure(summary.fatal_error.empty()
+                                        ? fmt::format("{} items failed", summary.failed_items())
+                                        : summary.fatal_error);
+  };
+  WorkflowRunner runner(scheduler, *loaded.config.workflow, std::move(options));
+  {
+    std::lock_guard lock(interrupts.mutex);
+    interrupts.workflow = &runner;
+  }
+  runner.start();
+  if (signals.received() > 0) runner.stop();
+  const WorkflowResult result = runner.wait();
+  {
+    std::lock_guard lock(interrupts.mutex);
+    interrupts.workflow = nullptr;
+  }
+  print_summary(std::cerr, result);
+  if (signals.received() > 0) return kExitInterrupted;
+  return result.success ? kExitOk : kExitFailures;
+}
+
 }  // namespace
 
 int validate_command(const ConfigArgs& args) {
@@ -92,37 +151,47 @@ int run_command(const ConfigArgs& args) {
   // Before any thread starts (the catalog's, the scheduler's workers), so that they all inherit the mask and
   // only the watcher takes SIGINT and SIGTERM.
   block_signals();
-  std::atomic<PipelineRun*> pipeline{nullptr};
+  Interrupts interrupts;
   SignalWatcher signals(
-      [&pipeline] {
-        std::cerr << "taskhive run: interrupted; stopping the source and draining (Ctrl-C again to cancel)\n";
-        if (PipelineRun* run = pipeline.load()) run->stop();
+      [&interrupts] {
+        std::cerr << "taskhive run: interrupted; stopping and draining what is in flight (Ctrl-C again to "
+                     "cancel)\n";
+        interrupts.stop();
       },
-      [&pipeline] {
+      [&interrupts] {
         std::cerr << "taskhive run: cancelling\n";
-        if (PipelineRun* run = pipeline.load()) run->cancel();
+        interrupts.cancel();
       });
 
   auto loaded = load(args, "run");
   if (!loaded) return kExitConfig;
   Scheduler scheduler(scheduler_options(loaded->config, args));
+  if (loaded->config.workflow) return run_workflow(*loaded, scheduler, signals, interrupts);
 
-  if (loaded->config.pipeline) {
-    auto run = PipelineRun::create(*loaded->config.pipeline, *loaded->catalog, scheduler);
-    if (!run) {
-      std::cerr << "taskhive run: " << run.error() << '\n';
-      return kExitPlugin;
-    }
-    pipeline.store(run->get());
-    if (signals.received() > 0) (*run)->stop();  // interrupted while it was being set up
-    const PipelineSummary summary = (*run)->run();
-    pipeline.store(nullptr);
-    std::cerr << format_summary(summary);
-    if (signals.received() > 0) return kExitInterrupted;
-    return summary.ok() ? kExitOk : kExitFailures;
+  auto run = PipelineRun::create(*loaded->config.pipeline, *loaded->catalog, scheduler);
+  if (!run) {
+    std::cerr << "taskhive run: " << run.error() << '\n';
+    return kExitPlugin;
   }
-  std::cerr << "taskhive run: workflows are not runnable from the CLI yet\n";
-  return kExitConfig;
+  interrupts.set_pipeline(run->get());
+  if (signals.received() > 0) (*run)->stop();  // interrupted while it was being set up
+  const PipelineSummary summary = (*run)->run();
+  interrupts.set_pipeline(nullptr);
+  std::cerr << format_summary(summary);
+  if (signals.received() > 0) return kExitInterrupted;
+  return summary.ok() ? kExitOk : kExitFailures;
+}
+
+int graph_command(const ConfigArgs& args) {
+  auto vars = parse_vars(args.vars);
+  if (!vars) return kExitConfig;
+  ConfigOptions options;
+  options.variables = *vars;
+  auto result = load_config(args.config, options);
+  std::cerr << format_diagnostics(result.diagnostics);
+  if (!result.ok()) return kExitConfig;
+  std::cout << to_dot(result.config);
+  return kExitOk;
 }
 
 }  // namespace taskhive::cli

@@ -27,5 +27,7 @@ inline constexpr int kExitInterrupted = 130;
 
 int run_command(const ConfigArgs& args);
 int validate_command(const ConfigArgs& args);
+/// Prints the config's pipeline or workflow as Graphviz DOT on stdout (checks form only, loads no plugin).
+int graph_command(const ConfigArgs& args);
 
 }  // namespace taskhive::cli

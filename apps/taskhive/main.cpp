@@ -2,6 +2,7 @@
 //
 //   taskhive run CONFIG [--var NAME=VALUE]... [--plugins DIR]... [--workers N]
 //   taskhive validate CONFIG [--var NAME=VALUE]... [--plugins DIR]... [--print]
+//   taskhive graph CONFIG [--var NAME=VALUE]...
 //   taskhive plugins [--plugins DIR]... [--allowlist FILE] [--no-probe] [--probe-timeout MS] [--no-cache]
 //                    [--json]
 //
@@ -113,6 +114,11 @@ int main(int argc, char** argv) try {
   auto* validate = app.add_subcommand("validate", "Check a config; print every problem as FILE:LINE:COL");
   add_config_options(validate);
   validate->add_flag("--print", config_args.print, "Print the normalised config, every default filled in");
+  auto* graph = app.add_subcommand("graph", "Print the pipeline or workflow as Graphviz DOT (dot -Tsvg)");
+  graph->add_option("CONFIG", config_args.config, "The pipeline or workflow config (YAML)")
+      ->required()
+      ->check(CLI::ExistingFile);
+  graph->add_option("--var", config_args.vars, "NAME=VALUE for ${NAME} in the config (repeatable)");
 
   auto* plugins =
       app.add_subcommand("plugins", "Find, check and probe plugins; print one line per plugin file");
@@ -142,6 +148,7 @@ int main(int argc, char** argv) try {
     return app.exit(e) == 0 ? 0 : 2;
   }
   if (run->parsed()) return taskhive::cli::run_command(config_args);
+  if (graph->parsed()) return taskhive::cli::graph_command(config_args);
   if (validate->parsed()) return taskhive::cli::validate_command(config_args);
 
   taskhive::LoaderOptions options;

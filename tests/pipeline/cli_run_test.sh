@@ -66,6 +66,46 @@ config refuse.yaml 'split: -1'
 expect_exit 3 run "$work/refuse.yaml" --var out="$work/refuse.txt"
 grep -q "split must be 0 or more" "$work/stderr" || fail "create() refusal: $(cat "$work/stderr")"
 
+# Workflows: pipeline tasks in dependency order; a failed one skips nothing marked `if: always`; exit 1.
+cat >"$work/wf.yaml" <<'YAML'
+plugins: {dirs: [plugins]}
+workflow:
+  tasks:
+    - name: first
+      pipeline:
+        source: {name: numbers, uses: pipetest.count, params: {n: 3}}
+        sink: {name: out, uses: pipetest.collect, params: {path: "${out}", metadata: false}}
+    - name: picky
+      depends_on: [first]
+      pipeline:
+        source: {name: numbers, uses: pipetest.count, params: {n: 3}}
+        stages: [{name: tag, uses: pipetest.tag, params: {prefix: "p", fail_on: "1"}, on_error: skip}]
+        sink: {name: out, uses: pipetest.collect, params: {path: "${out}"}}
+    - name: skipped
+      depends_on: [picky]
+      pipeline:
+        source: {name: numbers, uses: pipetest.count, params: {n: 1}}
+        sink: {name: out, uses: pipetest.collect, params: {path: "${out}"}}
+    - name: cleanup
+      depends_on: [picky]
+      if: always
+      pipeline:
+        source: {name: numbers, uses: pipetest.count, params: {n: 1}}
+        stages: [{name: tag, uses: pipetest.tag, params: {prefix: "c"}}]
+        sink: {name: out, uses: pipetest.collect, params: {path: "${out}"}}
+YAML
+expect_exit 1 run "$work/wf.yaml" --var out="$work/wf.txt"
+[ "$(tr '\n' ' ' <"$work/wf.txt")" = "0 1 2 p0 p2 c0 " ] || fail "wf.txt: $(cat "$work/wf.txt")"
+grep -q "skipped" "$work/stderr" || fail "no skipped task in the summary: $(cat "$work/stderr")"
+
+# graph: DOT that Graphviz renders.
+expect_exit 0 graph "$work/wf.yaml" --var out=x
+grep -q 'label="if: always"' "$work/stdout" || fail "graph: $(cat "$work/stdout")"
+if command -v dot >/dev/null; then
+  dot -Tsvg "$work/stdout" >"$work/wf.svg" || fail "dot could not render the graph"
+  grep -q "cleanup" "$work/wf.svg" || fail "the SVG lacks a task"
+fi
+
 # 130: SIGINT to an endless pipeline: it stops the source, drains and finishes the sink.
 config endless.yaml 'prefix: "y"' ", started_file: \"$work/started\""
 "$taskhive" run "$work/endless.yaml" --var n=1000000000000 --var out="$work/endless.txt" \

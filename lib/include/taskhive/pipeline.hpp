@@ -30,6 +30,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -99,6 +100,11 @@ class PipelineRun {
   void stop() noexcept;
   /// Drops items in flight: stages pass them by without calling plugins, sinks are not finished.
   void cancel() noexcept;
+
+  /// Also stops (as stop()) once `condition` returns true; the source checks it before each item. For a
+  /// pipeline run as a workflow task: `run->stop_when([&ctx] { return ctx.cancellation_requested(); })`.
+  /// Call before run().
+  void stop_when(std::function<bool()> condition);
 
  private:
   explicit PipelineRun(std::unique_ptr<detail::PipelineState> state);

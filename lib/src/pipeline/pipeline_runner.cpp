@@ -214,6 +214,7 @@ class PipelineState {
   }
 
   void stop() noexcept { stopped_.store(true); }
+  void stop_when(std::function<bool()> condition) { stop_condition_ = std::move(condition); }
 
   void cancel() noexcept {
     stopped_.store(true);
@@ -396,6 +397,7 @@ class PipelineState {
   BatchPtr pull(tbb::flow_control& control) {
     StageRuntime& source = *stages_.front();
     for (;;) {
+      if (stop_condition_ && !stopped_.load(std::memory_order_relaxed) && stop_condition_()) stop();
       if (stopped_.load(std::memory_order_relaxed) || source_done_) {
         control.stop();
         return nullptr;
@@ -513,6 +515,7 @@ class PipelineState {
 
   // The source's state; only its (serial) node touches it.
   std::deque<Item> buffered_;
+  std::function<bool()> stop_condition_;
   bool source_done_ = false;
   std::uint64_t next_seq_ = 0;
 
@@ -580,6 +583,9 @@ void PipelineRun::stop() noexcept {
 }
 void PipelineRun::cancel() noexcept {
   state_->cancel();
+}
+void PipelineRun::stop_when(std::function<bool()> condition) {
+  state_->stop_when(std::move(condition));
 }
 
 }  // namespace taskhive
