@@ -142,7 +142,8 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   record->retry = options.retry;
   record->priority = options.priority;
   record->load = options.load;
-  record->on_final = std::move(options.on_final);
+  if (options.on_final)
+    record->on_final = std::make_unique<std::function<void(const TaskHandle&)>>(std::move(options.on_final));
   const auto now = clock_->now();
   const auto now_count = to_ns(now);
   record->created_ns.store(now_count, std::memory_order_relaxed);
@@ -236,10 +237,9 @@ void SchedulerCore::notify_final(TaskRecord& record) noexcept {
   if (!record.on_final) return;
   // Moved out first: the callback often captures what owns this record's handle, and dropping it right after
   // the call breaks that cycle.
-  auto callback = std::move(record.on_final);
-  record.on_final = nullptr;
+  const auto callback = std::move(record.on_final);
   try {
-    callback(TaskHandle(record.shared_from_this()));
+    (*callback)(TaskHandle(record.shared_from_this()));
   } catch (...) {
     logger()->error("task '{}': its on_final callback threw: {}", record.name,
                     describe(std::current_exception()));

@@ -55,8 +55,9 @@ struct TaskRecord : std::enable_shared_from_this<TaskRecord> {
   std::atomic<bool> has_waiters{false};
   std::atomic<TimerId> deadline_timer{0};
   std::unique_ptr<Failure> failure;  // written before the final state is published, read after
-  std::function<void(const TaskHandle&)>
-      on_final;  // TaskOptions::on_final; called and dropped by the finisher
+  // TaskOptions::on_final, called and dropped by the finisher. Behind a pointer: few tasks have one, and a
+  // std::function inline would cost every queued task 32 bytes.
+  std::unique_ptr<std::function<void(const TaskHandle&)>> on_final;
 
   bool transition(TaskState from, TaskState to) noexcept {
     return state.compare_exchange_strong(from, to, std::memory_order_acq_rel);
