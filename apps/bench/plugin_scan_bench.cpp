@@ -47,7 +47,9 @@ const fs::path& plugin_dir() {
   return dir;
 }
 
-fs::path cache_file() { return plugin_dir().parent_path() / (plugin_dir().filename().string() + ".cache.json"); }
+fs::path cache_file() {
+  return plugin_dir().parent_path() / (plugin_dir().filename().string() + ".cache.json");
+}
 
 void scan(benchmark::State& state, const taskhive::LoaderOptions& options) {
   auto result = taskhive::load_plugins(options);
@@ -55,14 +57,15 @@ void scan(benchmark::State& state, const taskhive::LoaderOptions& options) {
     state.SkipWithError(result.error().c_str());
     return;
   }
-  if (result->records().size() != kPlugins || result->records()[0].status != taskhive::PluginStatus::available)
+  if (result->records().size() != kPlugins ||
+      result->records()[0].status != taskhive::PluginStatus::available)
     state.SkipWithError(("unexpected scan result: " + result->records()[0].reason).c_str());
 }
 
 void report(benchmark::State& state) {
-  state.counters["ms_per_plugin"] = benchmark::Counter(
-      kPlugins / 1e3 * static_cast<double>(state.iterations()),
-      benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
+  state.counters["ms_per_plugin"] =
+      benchmark::Counter(kPlugins / 1e3 * static_cast<double>(state.iterations()),
+                         benchmark::Counter::kIsRate | benchmark::Counter::kInvert);
 }
 
 void BM_plugin_scan_cold(benchmark::State& state) {

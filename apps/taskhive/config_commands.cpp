@@ -3,8 +3,8 @@
 #include <atomic>
 #include <iostream>
 #include <map>
-#include <mutex>
 #include <memory>
+#include <mutex>
 
 #include <fmt/format.h>
 
@@ -52,7 +52,8 @@ std::optional<Loaded> load(const ConfigArgs& args, std::string_view command) {
 
   CatalogOptions catalog_options;
   for (const auto& dir : args.plugin_dirs) catalog_options.loader.dirs.emplace_back(dir);
-  for (const auto& dir : first.config.plugins.dirs) catalog_options.loader.dirs.push_back(first.config.resolve(*dir));
+  for (const auto& dir : first.config.plugins.dirs)
+    catalog_options.loader.dirs.push_back(first.config.resolve(*dir));
   for (auto& dir : plugin_dirs_from_env()) catalog_options.loader.dirs.push_back(std::move(dir));
   if (first.config.plugins.allowlist)
     catalog_options.loader.allowlist = first.config.resolve(**first.config.plugins.allowlist);
@@ -104,8 +105,8 @@ struct Interrupts {
   }
 };
 
-// A workflow: its tasks on the scheduler; a `pipeline:` task runs its pipeline in the same arena. Ctrl-C stops
-// the workflow (nothing new starts) and the pipeline running then (it drains).
+// A workflow: its tasks on the scheduler; a `pipeline:` task runs its pipeline in the same arena. Ctrl-C
+// stops the workflow (nothing new starts) and the pipeline running then (it drains).
 int run_workflow(Loaded& loaded, Scheduler& scheduler, const SignalWatcher& signals, Interrupts& interrupts) {
   WorkflowOptions options;
   options.catalog = loaded.catalog.get();

@@ -5,9 +5,9 @@
 //   taskhive-probe --protocol 2        (stdin: a Unix stream socket to the host)
 //
 // The host sends each plugin file it opened and checked as a descriptor (SCM_RIGHTS, one byte of payload), so
-// the child loads exactly the bytes the host checked, through /proc/self/fd/N. For each one we answer with one
-// JSON line on the same socket, written at once so that the host knows which plugin was being probed when we
-// died (the one without an answer):
+// the child loads exactly the bytes the host checked, through /proc/self/fd/N. For each one we answer with
+// one JSON line on the same socket, written at once so that the host knows which plugin was being probed when
+// we died (the one without an answer):
 //
 //   {"taskhive_probe":2}                                   once, at start (protocol version)
 //   {"fd":5,"ok":true,"name":...,"version":...,"description":...,"kinds":[...]}

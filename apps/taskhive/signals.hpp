@@ -1,8 +1,8 @@
 #pragma once
 // Ctrl-C for `taskhive run`: SIGINT and SIGTERM are blocked in every thread (call block_signals() first in
-// main, before any thread starts, so the threads inherit the mask) and taken by one thread with sigwait, which
-// can then call into the library freely (a signal handler could not). The first signal asks the run to stop
-// and drain, the second to cancel.
+// main, before any thread starts, so the threads inherit the mask) and taken by one thread with sigwait,
+// which can then call into the library freely (a signal handler could not). The first signal asks the run to
+// stop and drain, the second to cancel.
 
 #include <atomic>
 #include <csignal>

@@ -83,7 +83,8 @@ const taskhive::StageStats& stats(const taskhive::PipelineSummary& summary, cons
   std::abort();
 }
 
-taskhive::PipelineSummary run(Fixture& fixture, const taskhive::Config& config, taskhive::Scheduler& scheduler) {
+taskhive::PipelineSummary run(Fixture& fixture, const taskhive::Config& config,
+                              taskhive::Scheduler& scheduler) {
   auto pipeline = taskhive::PipelineRun::create(*config.pipeline, fixture.catalog(), scheduler);
   INFO(pipeline.error());
   REQUIRE(pipeline);
@@ -92,8 +93,7 @@ taskhive::PipelineSummary run(Fixture& fixture, const taskhive::Config& config, 
 
 }  // namespace
 
-TEST_CASE("every source item goes through the stages to the sink; ordered keeps source order",
-          "[pipeline]") {
+TEST_CASE("every source item goes through the stages to the sink; ordered keeps source order", "[pipeline]") {
   Fixture fixture;
   taskhive::Scheduler scheduler({.workers = 2});
   const auto config = fixture.config(R"(
@@ -181,7 +181,8 @@ pipeline:
 )"),
                              scheduler);
     CHECK_FALSE(summary.ok());
-    CHECK(summary.fatal_error == "stage \"picky\" failed an item and its on_error is fail: told to fail on 7");
+    CHECK(summary.fatal_error ==
+          "stage \"picky\" failed an item and its on_error is fail: told to fail on 7");
     CHECK(summary.source_items < 100000);  // the source stopped early
     // Items in flight drained to the sink, which was finished: nothing accepted was lost.
     CHECK(lines(fixture.out("fail.txt")).size() == stats(summary, "out").out);

@@ -72,9 +72,10 @@ std::unique_ptr<taskhive::PluginCatalog> open(taskhive::CatalogOptions options) 
 
 }  // namespace
 
-TEST_CASE("hot reload: new work gets the new version, work in flight finishes on the old one, which then "
-          "unloads",
-          "[plugins][catalog]") {
+TEST_CASE(
+    "hot reload: new work gets the new version, work in flight finishes on the old one, which then "
+    "unloads",
+    "[plugins][catalog]") {
   TempDir dir;
   const fs::path plugin = install(v1, dir / "plugin.so");
   taskhive::Scheduler scheduler({.workers = 2});
@@ -93,8 +94,12 @@ TEST_CASE("hot reload: new work gets the new version, work in flight finishes on
   });
   leased.wait();
 
-  SECTION("replaced by a rename") { replace(v2, plugin); }
-  SECTION("rewritten in place") { install(v2, plugin); }  // same inode: only a private copy tells them apart
+  SECTION("replaced by a rename") {
+    replace(v2, plugin);
+  }
+  SECTION("rewritten in place") {
+    install(v2, plugin);
+  }  // same inode: only a private copy tells them apart
 
   auto summary = catalog->rescan();
   REQUIRE(summary);
@@ -167,7 +172,8 @@ TEST_CASE("a rescan of unchanged files neither hashes nor probes them, and keeps
   }
 }
 
-TEST_CASE("a rescan that cannot see a plugin directory keeps the plugins as they were", "[plugins][catalog]") {
+TEST_CASE("a rescan that cannot see a plugin directory keeps the plugins as they were",
+          "[plugins][catalog]") {
   auto dir = std::make_unique<TempDir>();
   install(v1, *dir / "plugin.so");
   auto catalog = open({.loader = {.dirs = {dir->path()}, .probe = true}});
@@ -211,7 +217,8 @@ TEST_CASE("an interval rescans without inotify", "[plugins][catalog]") {
   CHECK(tag(*lease, "x") == "v1:x");
 }
 
-TEST_CASE("leases and plugin calls stay sound while the plugin is replaced and rescanned", "[plugins][catalog]") {
+TEST_CASE("leases and plugin calls stay sound while the plugin is replaced and rescanned",
+          "[plugins][catalog]") {
   TempDir dir;
   const fs::path plugin = install(v1, dir / "plugin.so");
   auto catalog = open({.loader = {.dirs = {dir.path()}, .probe = true}});

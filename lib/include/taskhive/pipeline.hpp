@@ -46,7 +46,7 @@ namespace taskhive {
 /// What one stage did in a run.
 struct StageStats {
   std::string name;
-  std::string role;  ///< "source", "stage", "sink", "dead letter"
+  std::string role;          ///< "source", "stage", "sink", "dead letter"
   std::uint64_t in = 0;      ///< items that entered it (a source: calls that produced items)
   std::uint64_t out = 0;     ///< items it emitted (a sink: items it consumed successfully)
   std::uint64_t failed = 0;  ///< items whose final attempt failed (whatever on_error then did)

@@ -65,10 +65,10 @@ struct CatalogOptions {
 
 /// What a rescan found, against the previous scan.
 struct RescanSummary {
-  std::size_t added = 0;      ///< files not seen before
-  std::size_t changed = 0;    ///< files whose key changed: checked, probed (or loaded) again
-  std::size_t removed = 0;    ///< files gone
-  std::size_t unchanged = 0;  ///< files with the same key: stat only
+  std::size_t added = 0;         ///< files not seen before
+  std::size_t changed = 0;       ///< files whose key changed: checked, probed (or loaded) again
+  std::size_t removed = 0;       ///< files gone
+  std::size_t unchanged = 0;     ///< files with the same key: stat only
   std::uint64_t generation = 0;  ///< the catalog's generation after the rescan
 };
 

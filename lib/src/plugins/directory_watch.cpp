@@ -16,13 +16,13 @@ namespace taskhive::detail {
 
 namespace {
 
-constexpr std::uint32_t kWatchedEvents =
-    IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM | IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF |
-    IN_MOVE_SELF;
+constexpr std::uint32_t kWatchedEvents = IN_CREATE | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM |
+                                         IN_CLOSE_WRITE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
 constexpr std::chrono::seconds kMaxSettle{1};
 
 int poll_for(pollfd* fds, nfds_t count, std::chrono::milliseconds timeout) {
-  const int ms = timeout.count() < 0 ? -1 : static_cast<int>(std::min<std::int64_t>(timeout.count(), 1 << 30));
+  const int ms =
+      timeout.count() < 0 ? -1 : static_cast<int>(std::min<std::int64_t>(timeout.count(), 1 << 30));
   int ready = 0;
   do ready = poll(fds, count, ms);
   while (ready < 0 && errno == EINTR);

@@ -88,8 +88,8 @@ std::unique_ptr<LoadedLibrary> load_private_copy(int fd, PluginRecord& record) {
     return nullptr;
   }
   if (*digest != record.sha256) {
-    record.reason =
-        fmt::format("its contents changed since it was checked (sha256 {}, checked {})", *digest, record.sha256);
+    record.reason = fmt::format("its contents changed since it was checked (sha256 {}, checked {})", *digest,
+                                record.sha256);
     return nullptr;
   }
   // Sealed: nothing in this process can change the bytes that were hashed, before or after they are mapped.

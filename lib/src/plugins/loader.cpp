@@ -50,7 +50,8 @@ PluginRegistry scan_into_registry(const std::vector<std::filesystem::path>& dirs
   if (cache) cache->save();
   logger()->debug(
       "scanned {} plugin files in {} ms ({} probed, {} from the probe cache)", results.size(),
-      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count(),
+      std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started)
+          .count(),
       probed, hits);
   return registry;
 }
@@ -166,7 +167,8 @@ LoadResult<PluginRegistry> load_plugins(const LoaderOptions& options) {
   }
   const detail::Allowlist* allowed = allowlist ? &*allowlist : nullptr;
   std::optional<PluginRegistry> registry;
-  if (auto error = detail::run_scan(options, [&] { registry = detail::scan_into_registry(*dirs, allowed, options); }))
+  if (auto error =
+          detail::run_scan(options, [&] { registry = detail::scan_into_registry(*dirs, allowed, options); }))
     return LoadResult<PluginRegistry>::failure(std::move(*error));
   return std::move(*registry);
 }

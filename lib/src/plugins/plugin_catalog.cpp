@@ -30,8 +30,8 @@ namespace {
 
 // A candidate file as the catalog keeps it between scans.
 struct CatalogEntry {
-  PluginRecord record;  // as the latest scan (and load) left it
-  std::optional<KnownFile> known;  // what the next rescan compares against; none if it was not checked
+  PluginRecord record;                   // as the latest scan (and load) left it
+  std::optional<KnownFile> known;        // what the next rescan compares against; none if it was not checked
   std::shared_ptr<FileDescriptor> file;  // the checked file, for a load on first lease
   std::shared_ptr<const PluginVersion> current;  // the loaded version new leases get
 };
@@ -65,17 +65,17 @@ class CatalogState {
       for (const auto& entry : entries_)
         if (entry.known) known.emplace(entry.record.path, *entry.known);
     }
-    ScanOptions scan{.dirs = *dirs,
-                     .allowlist = allowlist_ ? &*allowlist_ : nullptr,
-                     .probes = probes_ ? &*probes_ : nullptr,
-                     .probe_concurrency = probe_concurrency(),
-                     .cache = cache_ ? &*cache_ : nullptr,
-                     .probe_timeout = options_.loader.probe_timeout,
-                     .known = [&known](const std::filesystem::path& path,
-                                       const ProbeCacheKey& key) -> const KnownFile* {
-                       const auto it = known.find(path);
-                       return it != known.end() && it->second.key == key ? &it->second : nullptr;
-                     }};
+    ScanOptions scan{
+        .dirs = *dirs,
+        .allowlist = allowlist_ ? &*allowlist_ : nullptr,
+        .probes = probes_ ? &*probes_ : nullptr,
+        .probe_concurrency = probe_concurrency(),
+        .cache = cache_ ? &*cache_ : nullptr,
+        .probe_timeout = options_.loader.probe_timeout,
+        .known = [&known](const std::filesystem::path& path, const ProbeCacheKey& key) -> const KnownFile* {
+          const auto it = known.find(path);
+          return it != known.end() && it->second.key == key ? &it->second : nullptr;
+        }};
     std::vector<ScanResult> results;
     if (auto error = run_scan(options_.loader, [&] { results = scan_plugins(scan); }))
       return LoadResult<RescanSummary>::failure(std::move(*error));
@@ -92,7 +92,8 @@ class CatalogState {
     auto entry = std::find_if(entries_.begin(), entries_.end(), [&](const CatalogEntry& e) {
       return e.record.status != PluginStatus::refused && e.record.name == name;
     });
-    if (entry == entries_.end()) return Result::failure(fmt::format("no plugin named \"{}\" is available", name));
+    if (entry == entries_.end())
+      return Result::failure(fmt::format("no plugin named \"{}\" is available", name));
     if (entry->current) return PluginLease(entry->current);
     if (!entry->file)
       return Result::failure(fmt::format("plugin \"{}\" failed to load: its file is no longer open", name));
@@ -107,7 +108,8 @@ class CatalogState {
       return Result::failure(fmt::format("plugin \"{}\" failed to load: {}", name, entry->record.reason));
     }
     entry->record = loaded;
-    entry->current = std::make_shared<const PluginVersion>(PluginVersion{std::move(library), std::move(loaded)});
+    entry->current =
+        std::make_shared<const PluginVersion>(PluginVersion{std::move(library), std::move(loaded)});
     return PluginLease(entry->current);
   }
 
@@ -128,14 +130,13 @@ class CatalogState {
 
   void start_watch(const std::vector<std::filesystem::path>& dirs) {
     if (!options_.watch && options_.rescan_interval.count() <= 0) return;
-    watch_ = std::make_unique<DirectoryWatch>(dirs, options_.watch, options_.rescan_interval, options_.settle,
-                                              [this] {
-                                                auto summary = rescan();
-                                                if (summary)
-                                                  logger()->debug(
-                                                      "plugin rescan: {} added, {} changed, {} removed",
-                                                      summary->added, summary->changed, summary->removed);
-                                              });
+    watch_ = std::make_unique<DirectoryWatch>(
+        dirs, options_.watch, options_.rescan_interval, options_.settle, [this] {
+          auto summary = rescan();
+          if (summary)
+            logger()->debug("plugin rescan: {} added, {} changed, {} removed", summary->added,
+                            summary->changed, summary->removed);
+        });
   }
 
  private:
@@ -232,10 +233,18 @@ LoadResult<std::unique_ptr<PluginCatalog>> PluginCatalog::open(CatalogOptions op
   return std::unique_ptr<PluginCatalog>(new PluginCatalog(std::move(state)));
 }
 
-LoadResult<RescanSummary> PluginCatalog::rescan() { return state_->rescan(); }
-LoadResult<PluginLease> PluginCatalog::lease(std::string_view name) { return state_->lease(name); }
-std::vector<PluginRecord> PluginCatalog::records() const { return state_->records(); }
-std::uint64_t PluginCatalog::generation() const noexcept { return state_->generation(); }
+LoadResult<RescanSummary> PluginCatalog::rescan() {
+  return state_->rescan();
+}
+LoadResult<PluginLease> PluginCatalog::lease(std::string_view name) {
+  return state_->lease(name);
+}
+std::vector<PluginRecord> PluginCatalog::records() const {
+  return state_->records();
+}
+std::uint64_t PluginCatalog::generation() const noexcept {
+  return state_->generation();
+}
 bool PluginCatalog::wait_for_change(std::uint64_t seen, std::chrono::milliseconds timeout) const {
   return state_->wait_for_change(seen, timeout);
 }

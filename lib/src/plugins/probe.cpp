@@ -169,7 +169,9 @@ std::filesystem::path probe_executable(const std::optional<std::filesystem::path
 ProbeSession::ProbeSession(std::filesystem::path executable, std::chrono::milliseconds timeout)
     : executable_(std::move(executable)), timeout_(timeout) {}
 
-ProbeSession::~ProbeSession() { stop(false); }
+ProbeSession::~ProbeSession() {
+  stop(false);
+}
 
 bool ProbeSession::start(std::string& why) {
   int fds[2];
@@ -273,7 +275,8 @@ void ProbeSession::probe(int fd, PluginRecord& record) {
 
 ProbePool::ProbePool(std::filesystem::path executable, std::chrono::milliseconds timeout, std::size_t size)
     : executable_(std::move(executable)), timeout_(timeout) {
-  for (std::size_t i = 0; i < size; ++i) idle_.push_back(std::make_unique<ProbeSession>(executable_, timeout_));
+  for (std::size_t i = 0; i < size; ++i)
+    idle_.push_back(std::make_unique<ProbeSession>(executable_, timeout_));
 }
 
 void ProbePool::probe(int fd, PluginRecord& record) {

@@ -285,11 +285,10 @@ std::vector<ScanResult> scan_plugins(const ScanOptions& options) {
 
   flow::input_node<CandidatePtr> scan(graph, DirectoryScan(options.dirs));
   flow::limiter_node<CandidatePtr, int> limiter(graph, kScanInFlight);
-  flow::function_node<CandidatePtr, CandidatePtr> checks(graph, flow::unlimited,
-                                                         [&](CandidatePtr candidate) {
-                                                           prevalidate(*candidate, options);
-                                                           return candidate;
-                                                         });
+  flow::function_node<CandidatePtr, CandidatePtr> checks(graph, flow::unlimited, [&](CandidatePtr candidate) {
+    prevalidate(*candidate, options);
+    return candidate;
+  });
   const bool probing = options.probes != nullptr;
   flow::function_node<CandidatePtr, CandidatePtr> load(
       graph, probing ? std::max<std::size_t>(1, options.probe_concurrency) : std::size_t{flow::serial},

@@ -10,7 +10,8 @@
 //        or dlopen (function_node, serial: glibc holds one loader lock across dlopen and constructors, so a
 //        parallel dlopen gains nothing)
 //     -> sequencer_node (back into search order)
-//     -> register (function_node, serial: duplicate names, first in search order wins; decrements the limiter)
+//     -> register (function_node, serial: duplicate names, first in search order wins; decrements the
+//     limiter)
 //
 // Everything that can be refused is refused with one reason in the candidate's record; the graph itself fails
 // only on something like memory exhaustion.
@@ -73,13 +74,13 @@ struct ScanOptions {
 /// One candidate file and what became of it, in search order.
 struct ScanResult {
   PluginRecord record;
-  std::optional<ProbeCacheKey> key;       ///< of the checked file
-  bool unchanged = false;                 ///< ScanOptions::known matched: record is the known outcome
+  std::optional<ProbeCacheKey> key;  ///< of the checked file
+  bool unchanged = false;            ///< ScanOptions::known matched: record is the known outcome
   const ProbeCacheEntry* cache_hit = nullptr;
   std::optional<ProbeCacheEntry> cache_update;  ///< a fresh probe outcome to store in the probe cache
-  std::optional<CheckedFile> file;        ///< an available plugin's checked file, kept for its later load
+  std::optional<CheckedFile> file;         ///< an available plugin's checked file, kept for its later load
   std::unique_ptr<LoadedLibrary> library;  ///< without probe: the loaded library
-  PluginRecord undeduplicated;            ///< the outcome before the duplicate-name check (for KnownFile)
+  PluginRecord undeduplicated;             ///< the outcome before the duplicate-name check (for KnownFile)
 };
 
 /// Marks the scan's cache hits as current and stores its fresh probe outcomes (in that order: storing moves
