@@ -143,7 +143,7 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   record->priority = options.priority;
   record->load = options.load;
   if (options.on_final)
-    record->on_final = std::make_unique<std::function<void(const TaskHandle&)>>(std::move(options.on_final));
+    record->on_final = std::make_unique<FinalCallback>(FinalCallback{std::move(options.on_final), record});
   const auto now = clock_->now();
   const auto now_count = to_ns(now);
   record->created_ns.store(now_count, std::memory_order_relaxed);
@@ -239,7 +239,8 @@ void SchedulerCore::notify_final(TaskRecord& record) noexcept {
   // the call breaks that cycle.
   const auto callback = std::move(record.on_final);
   try {
-    (*callback)(TaskHandle(record.shared_from_this()));
+    // Whoever finishes a task holds a reference to its record, so the weak one still locks.
+    callback->fn(TaskHandle(callback->record.lock()));
   } catch (...) {
     logger()->error("task '{}': its on_final callback threw: {}", record.name,
                     describe(std::current_exception()));
