@@ -25,13 +25,13 @@
 
 #include <dlfcn.h>
 #include <fcntl.h>
-#include <sys/socket.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
 #include "plugins/descriptor_check.hpp"
+#include "plugins/descriptor_passing.hpp"
 #include "plugins/kind_json.hpp"
 
 // Under AddressSanitizer, let a plugin's SIGSEGV, SIGBUS and SIGFPE kill us with that signal (ASan would
@@ -85,29 +85,6 @@ nlohmann::json probe(int fd) {
   return out;
 }
 
-// Receives one descriptor from the host; -1 when the host closed the socket (or sent something else).
-int receive_descriptor(int socket) {
-  char byte = 0;
-  iovec data{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  ssize_t n = 0;
-  do n = recvmsg(socket, &message, MSG_CMSG_CLOEXEC);
-  while (n < 0 && errno == EINTR);
-  if (n != 1) return -1;
-  const cmsghdr* header = CMSG_FIRSTHDR(&message);
-  if (!header || header->cmsg_level != SOL_SOCKET || header->cmsg_type != SCM_RIGHTS ||
-      header->cmsg_len != CMSG_LEN(sizeof(int)))
-    return -1;
-  int fd = -1;
-  std::memcpy(&fd, CMSG_DATA(header), sizeof fd);
-  return fd;
-}
-
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -122,7 +99,7 @@ int main(int argc, char** argv) {
   if (!write_line(host, R"({"taskhive_probe":2})")) return 2;
   // Descriptors are never closed: a library stays loaded under its /proc/self/fd/N name, and a reused N
   // would make dlopen return that library for the next plugin. The host starts a new child every 256.
-  for (int fd; (fd = receive_descriptor(host)) >= 0;) {
+  for (int fd; (fd = taskhive::detail::receive_descriptor(host)) >= 0;) {
     // dump() with replace: a plugin's strings need not be UTF-8.
     if (!write_line(host, probe(fd).dump(-1, ' ', false, nlohmann::json::error_handler_t::replace))) break;
   }

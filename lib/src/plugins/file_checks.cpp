@@ -191,27 +191,31 @@ std::optional<std::string> elf_problem(int fd, off_t file_size) {
   return std::nullopt;
 }
 
-Sha256::Sha256() : context_(EVP_MD_CTX_new(), &EVP_MD_CTX_free) {
-  if (context_ && EVP_DigestInit_ex(context_.get(), EVP_sha256(), nullptr) != 1) context_.reset();
+namespace {
+
+bool write_all(int fd, const unsigned char* data, std::size_t size) {
+  while (size > 0) {
+    const ssize_t n = write(fd, data, size);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data += n;
+    size -= static_cast<std::size_t>(n);
+  }
+  return true;
 }
 
-bool Sha256::update(const void* data, std::size_t size) {
-  return context_ && EVP_DigestUpdate(context_.get(), data, size) == 1;
+}  // namespace
+
+std::string naming_file(std::string text, std::string_view proc_name, const std::filesystem::path& path) {
+  const std::string name = path.string();
+  for (auto at = text.find(proc_name); at != std::string::npos; at = text.find(proc_name, at + name.size()))
+    text.replace(at, proc_name.size(), name);
+  return text;
 }
 
-std::optional<std::string> Sha256::hex_digest() {
-  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
-  unsigned int length = 0;
-  if (!context_ || EVP_DigestFinal_ex(context_.get(), digest.data(), &length) != 1) return std::nullopt;
-  context_.reset();
-  std::string hex;
-  hex.reserve(length * 2);
-  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
-  return hex;
-}
-
-std::optional<std::string> sha256_hex(int fd) {
-  Sha256 hash;
+std::optional<std::string> sha256_hex(int fd, int copy_to) {
+  std::unique_ptr<EVP_MD_CTX, decltype(&EVP_MD_CTX_free)> ctx(EVP_MD_CTX_new(), &EVP_MD_CTX_free);
+  if (!ctx || EVP_DigestInit_ex(ctx.get(), EVP_sha256(), nullptr) != 1) return std::nullopt;
   std::array<unsigned char, 64 * 1024> buffer{};
   off_t offset = 0;
   for (;;) {
@@ -219,10 +223,18 @@ std::optional<std::string> sha256_hex(int fd) {
     if (n < 0 && errno == EINTR) continue;
     if (n < 0) return std::nullopt;
     if (n == 0) break;
-    if (!hash.update(buffer.data(), static_cast<std::size_t>(n))) return std::nullopt;
+    const auto size = static_cast<std::size_t>(n);
+    if (EVP_DigestUpdate(ctx.get(), buffer.data(), size) != 1) return std::nullopt;
+    if (copy_to >= 0 && !write_all(copy_to, buffer.data(), size)) return std::nullopt;
     offset += n;
   }
-  return hash.hex_digest();
+  std::array<unsigned char, EVP_MAX_MD_SIZE> digest{};
+  unsigned int length = 0;
+  if (EVP_DigestFinal_ex(ctx.get(), digest.data(), &length) != 1) return std::nullopt;
+  std::string hex;
+  hex.reserve(length * 2);
+  for (unsigned int i = 0; i < length; ++i) hex += fmt::format("{:02x}", digest[i]);
+  return hex;
 }
 
 }  // namespace taskhive::detail

@@ -3,16 +3,13 @@
 // it is an ELF shared object for this machine, and its digest. All of them read one open descriptor, so what
 // was checked is what gets loaded.
 
-#include <cstddef>
 #include <filesystem>
-#include <memory>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <utility>
 
 #include <sys/stat.h>
-
-#include <openssl/evp.h>
 
 namespace taskhive::detail {
 
@@ -58,20 +55,13 @@ FileCheck check_candidate(const std::filesystem::path& entry, const std::filesys
 /// nothing. Reads the ELF header and program headers with pread.
 std::optional<std::string> elf_problem(int fd, off_t file_size);
 
-/// SHA-256 fed in pieces (OpenSSL's EVP API).
-class Sha256 {
- public:
-  Sha256();
-  /// False if OpenSSL failed (then hex_digest() is nothing).
-  bool update(const void* data, std::size_t size);
-  /// The digest as lowercase hex; once only.
-  std::optional<std::string> hex_digest();
+/// `text` (a dlerror message) with every `proc_name` ("/proc/self/fd/N", the name a checked file was loaded
+/// through) replaced by the plugin's path: people want to read which file failed.
+std::string naming_file(std::string text, std::string_view proc_name, const std::filesystem::path& path);
 
- private:
-  std::unique_ptr<EVP_MD_CTX, void (*)(EVP_MD_CTX*)> context_;
-};
-
-/// The SHA-256 of everything `fd` holds, as lowercase hex, or nothing on a read error (errno set).
-std::optional<std::string> sha256_hex(int fd);
+/// The SHA-256 of everything `fd` holds, as lowercase hex, or nothing on a read or write error (errno set).
+/// With `copy_to`, the bytes hashed are also written there, in the same pass: what was copied is exactly what
+/// was hashed.
+std::optional<std::string> sha256_hex(int fd, int copy_to = -1);
 
 }  // namespace taskhive::detail

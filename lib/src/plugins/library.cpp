@@ -1,6 +1,5 @@
 #include "library.hpp"
 
-#include <array>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -22,41 +21,6 @@ namespace {
 void pin_for_good(FileDescriptor fd) {
   static auto* pinned = new std::vector<FileDescriptor>;  // outlives static destructors on purpose
   pinned->push_back(std::move(fd));
-}
-
-std::string replace_all(std::string text, std::string_view from, std::string_view to) {
-  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
-    text.replace(at, from.size(), to);
-  return text;
-}
-
-bool write_all(int fd, const unsigned char* data, std::size_t size) {
-  while (size > 0) {
-    const ssize_t n = write(fd, data, size);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return false;
-    data += n;
-    size -= static_cast<std::size_t>(n);
-  }
-  return true;
-}
-
-// Copies `from` into `to` and returns the SHA-256 of what was copied; nothing on an error (errno set).
-std::optional<std::string> copy_hashing(int from, int to) {
-  Sha256 hash;
-  std::array<unsigned char, 64 * 1024> buffer{};
-  off_t offset = 0;
-  for (;;) {
-    const ssize_t n = pread(from, buffer.data(), buffer.size(), offset);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return std::nullopt;
-    if (n == 0) break;
-    if (!hash.update(buffer.data(), static_cast<std::size_t>(n)) ||
-        !write_all(to, buffer.data(), static_cast<std::size_t>(n)))
-      return std::nullopt;
-    offset += n;
-  }
-  return hash.hex_digest();
 }
 
 }  // namespace
@@ -82,7 +46,7 @@ std::unique_ptr<LoadedLibrary> load_private_copy(int fd, PluginRecord& record) {
     record.reason = fmt::format("cannot make a private copy to load: {}", std::strerror(errno));
     return nullptr;
   }
-  const auto digest = copy_hashing(fd, copy.get());
+  const auto digest = sha256_hex(fd, copy.get());
   if (!digest) {
     record.reason = fmt::format("cannot read: {}", std::strerror(errno));
     return nullptr;
@@ -102,8 +66,8 @@ std::unique_ptr<LoadedLibrary> load_private_copy(int fd, PluginRecord& record) {
   void* handle = dlopen(proc_name.c_str(), RTLD_NOW | RTLD_LOCAL);
   if (!handle) {
     const char* error = dlerror();
-    record.reason = fmt::format(
-        "dlopen failed: {}", replace_all(error ? error : "unknown error", proc_name, record.path.string()));
+    record.reason = fmt::format("dlopen failed: {}",
+                                naming_file(error ? error : "unknown error", proc_name, record.path));
     return nullptr;
   }
   auto library = std::make_unique<LoadedLibrary>(handle, std::move(copy), std::move(proc_name));
@@ -116,6 +80,19 @@ std::unique_ptr<LoadedLibrary> load_private_copy(int fd, PluginRecord& record) {
   record.load_duration =
       std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::steady_clock::now() - started);
   return library;
+}
+
+std::unique_ptr<LoadedLibrary> load_available(int fd, PluginRecord& record) {
+  PluginRecord loaded = record;
+  auto library = load_private_copy(fd, loaded);
+  if (library && loaded.name == record.name) {
+    record = std::move(loaded);
+    return library;
+  }
+  record.status = PluginStatus::refused;
+  record.reason = library ? fmt::format("its name changed since the probe, to \"{}\"", loaded.name)
+                          : std::move(loaded.reason);
+  return nullptr;
 }
 
 }  // namespace taskhive::detail

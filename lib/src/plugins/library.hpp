@@ -51,4 +51,9 @@ std::string private_copy_name(const PluginRecord& record);
 /// name: only the caller knows the other plugins.
 std::unique_ptr<LoadedLibrary> load_private_copy(int fd, PluginRecord& record);
 
+/// Loads an `available` plugin (probed in a child, or found unchanged in the probe cache) from its checked
+/// file `fd` with load_private_copy, and checks that it still has the name it was probed with. On success
+/// `record` becomes loaded; otherwise it becomes refused with the reason, and nothing is returned.
+std::unique_ptr<LoadedLibrary> load_available(int fd, PluginRecord& record);
+
 }  // namespace taskhive::detail

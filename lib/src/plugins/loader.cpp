@@ -106,18 +106,11 @@ LoadResult<const taskhive_plugin_descriptor*> PluginRegistry::load(std::string_v
   if (record == records_.end() || library == libraries_.end())
     return Result::failure(fmt::format("no plugin named \"{}\" is available", name));
   if (record->status == PluginStatus::loaded) return library->second->descriptor;
-  // The descriptor that was checked and probed (or found unchanged in the probe cache): its bytes must still
-  // be the ones the probe vouched for; load_private_copy hashes what it copies and compares.
-  PluginRecord reloaded = *record;
-  auto loaded = detail::load_private_copy(library->second->fd.get(), reloaded);
-  if (!loaded || reloaded.name != record->name) {
-    record->status = PluginStatus::refused;
-    record->reason = loaded ? fmt::format("its name changed since the probe, to \"{}\"", reloaded.name)
-                            : std::move(reloaded.reason);
+  auto loaded = detail::load_available(library->second->fd.get(), *record);
+  if (!loaded) {
     libraries_.erase(library);
     return Result::failure(fmt::format("plugin \"{}\" failed to load: {}", name, record->reason));
   }
-  *record = std::move(reloaded);
   library->second = std::move(loaded);
   return library->second->descriptor;
 }

@@ -98,18 +98,12 @@ class CatalogState {
     if (!entry->file)
       return Result::failure(fmt::format("plugin \"{}\" failed to load: its file is no longer open", name));
     // Loaded under the lock: glibc serialises dlopen anyway, and a second lease must not load it twice.
-    PluginRecord loaded = entry->record;
-    auto library = load_private_copy(entry->file->get(), loaded);
-    if (!library || loaded.name != entry->record.name) {
-      entry->record.status = PluginStatus::refused;
-      entry->record.reason = library ? fmt::format("its name changed since the probe, to \"{}\"", loaded.name)
-                                     : std::move(loaded.reason);
+    auto library = load_available(entry->file->get(), entry->record);
+    if (!library) {
       entry->file.reset();
       return Result::failure(fmt::format("plugin \"{}\" failed to load: {}", name, entry->record.reason));
     }
-    entry->record = loaded;
-    entry->current =
-        std::make_shared<const PluginVersion>(PluginVersion{std::move(library), std::move(loaded)});
+    entry->current = std::make_shared<const PluginVersion>(PluginVersion{std::move(library), entry->record});
     return PluginLease(entry->current);
   }
 

@@ -11,13 +11,14 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
-#include <sys/socket.h>
+#include <sys/socket.h>  // socketpair
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include <fmt/format.h>
 #include <nlohmann/json.hpp>
 
+#include "descriptor_passing.hpp"
 #include "file_checks.hpp"
 #include "kind_json.hpp"
 
@@ -42,12 +43,6 @@ std::string format_limit(std::chrono::milliseconds limit) {
   return fmt::format("{} ms", limit.count());
 }
 
-std::string replace_all(std::string text, std::string_view from, std::string_view to) {
-  for (auto at = text.find(from); at != std::string::npos; at = text.find(from, at + to.size()))
-    text.replace(at, from.size(), to);
-  return text;
-}
-
 // Fills `record` from one result line of the child; false if the line is not a well-formed result.
 bool apply_result(const std::string& line, PluginRecord& record) {
   const auto result = nlohmann::json::parse(line, nullptr, false);
@@ -65,37 +60,13 @@ bool apply_result(const std::string& line, PluginRecord& record) {
       record.name = result.value("name", "");
       // The child dlopened /proc/self/fd/N, N being its number for the descriptor we passed; people want
       // the file's path.
-      record.reason =
-          replace_all(result.at("reason").get<std::string>(),
-                      fmt::format("/proc/self/fd/{}", result.at("fd").get<int>()), record.path.string());
+      record.reason = naming_file(result.at("reason").get<std::string>(),
+                                  fmt::format("/proc/self/fd/{}", result.at("fd").get<int>()), record.path);
     }
   } catch (const nlohmann::json::exception&) {
     return false;
   }
   return true;
-}
-
-// Sends `fd` over the socket (SCM_RIGHTS) with a one-byte payload; false if the child is gone.
-bool send_descriptor(int socket, int fd) {
-  char byte = 'p';
-  iovec data{&byte, 1};
-  alignas(cmsghdr) char control[CMSG_SPACE(sizeof(int))] = {};
-  msghdr message{};
-  message.msg_iov = &data;
-  message.msg_iovlen = 1;
-  message.msg_control = control;
-  message.msg_controllen = sizeof control;
-  cmsghdr* header = CMSG_FIRSTHDR(&message);
-  header->cmsg_level = SOL_SOCKET;
-  header->cmsg_type = SCM_RIGHTS;
-  header->cmsg_len = CMSG_LEN(sizeof(int));
-  std::memcpy(CMSG_DATA(header), &fd, sizeof fd);
-  for (;;) {
-    const ssize_t n = sendmsg(socket, &message, MSG_NOSIGNAL);
-    if (n == 1) return true;
-    if (n < 0 && errno == EINTR) continue;
-    return false;
-  }
 }
 
 // Reads one line from the child within `deadline`. Returns the line, or nothing on end of file (the child is
