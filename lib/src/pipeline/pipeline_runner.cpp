@@ -73,23 +73,25 @@ std::string message_of(const taskhive_error& error, int32_t code) {
   return text.empty() ? fmt::format("failed with code {}", code) : text;
 }
 
-std::string format_ms(std::chrono::milliseconds d) {
-  return format_duration(d);
-}
-
 }  // namespace
 
 // One stage of the run: its lease, its kind, its params as C strings, a pool of instances, its counters.
 struct StageRuntime {
   const Stage* config = nullptr;
-  std::string role;
   PluginLease lease;
   const taskhive_stage_kind* kind = nullptr;
   std::vector<std::string> keys, values;
   std::vector<taskhive_kv> params;
   RetryPolicy retry;
   StageRuntime* dead_letter = nullptr;
-  bool is_dead_letter_sink = false;
+  bool is_dead_letter_sink = false;  // a sink named by some stage's dead_letter: it gets only dead letters
+
+  bool is_sink() const noexcept { return kind->type == TASKHIVE_KIND_SINK; }
+  /// For the summary: "source", "stage", "sink" or "dead letter".
+  std::string role() const {
+    if (is_dead_letter_sink) return "dead letter";
+    return kind->type == TASKHIVE_KIND_TRANSFORM ? "stage" : std::string(kind_type_name(kind->type));
+  }
   // A transform's node, for retries to come back to; set before the graph runs.
   flow::multifunction_node<BatchPtr, std::tuple<BatchPtr>>* node = nullptr;
 
@@ -136,10 +138,9 @@ class PipelineState {
       : pipeline_(pipeline), scheduler_(scheduler) {}
 
   LoadResult<bool> prepare(PluginCatalog& plugins) {
-    auto add = [&](const Stage& stage, std::string role, std::uint32_t type) -> std::optional<std::string> {
+    auto add = [&](const Stage& stage, std::uint32_t type) -> std::optional<std::string> {
       auto runtime = std::make_unique<StageRuntime>();
       runtime->config = &stage;
-      runtime->role = std::move(role);
       auto lease = plugins.lease(stage.uses.plugin);
       if (!lease) return fmt::format("stage \"{}\": {}", *stage.name, lease.error());
       runtime->lease = std::move(lease.value());
@@ -172,23 +173,21 @@ class PipelineState {
       return std::nullopt;
     };
     using Result = LoadResult<bool>;
-    if (auto error = add(pipeline_.source, "source", TASKHIVE_KIND_SOURCE)) return Result::failure(*error);
+    if (auto error = add(pipeline_.source, TASKHIVE_KIND_SOURCE)) return Result::failure(*error);
     for (const auto& stage : pipeline_.stages)
-      if (auto error = add(stage, "stage", TASKHIVE_KIND_TRANSFORM)) return Result::failure(*error);
+      if (auto error = add(stage, TASKHIVE_KIND_TRANSFORM)) return Result::failure(*error);
     for (const auto& sink : pipeline_.sinks)
-      if (auto error = add(sink, "sink", TASKHIVE_KIND_SINK)) return Result::failure(*error);
+      if (auto error = add(sink, TASKHIVE_KIND_SINK)) return Result::failure(*error);
     // Dead letters: a sink named by some stage's on_error: dead_letter receives only those.
     for (auto& stage : stages_) {
       if (*stage->config->on_error != OnError::dead_letter) continue;
       for (auto& sink : stages_)
-        if (sink->role != "source" && sink->role != "stage" &&
-            *sink->config->name == *stage->config->dead_letter)
+        if (sink->is_sink() && *sink->config->name == *stage->config->dead_letter)
           stage->dead_letter = sink.get();
       if (!stage->dead_letter)
         return Result::failure(fmt::format("stage \"{}\": no sink named \"{}\" for its dead letters",
                                            *stage->config->name, *stage->config->dead_letter));
       stage->dead_letter->is_dead_letter_sink = true;
-      stage->dead_letter->role = "dead letter";
     }
     return true;
   }
@@ -208,7 +207,7 @@ class PipelineState {
       summary.first_errors = errors_;
     }
     for (const auto& stage : stages_)
-      summary.stages.push_back({*stage->config->name, stage->role, stage->in.load(), stage->out.load(),
+      summary.stages.push_back({*stage->config->name, stage->role(), stage->in.load(), stage->out.load(),
                                 stage->failed.load(), stage->retries.load(), stage->dead_lettered.load()});
     return summary;
   }
@@ -292,8 +291,8 @@ class PipelineState {
     if (code != TASKHIVE_OK && code != TASKHIVE_END) return message_of(error, code);
     const auto limit = *stage.config->timeout;
     if (limit.count() > 0 && took > limit)
-      return fmt::format("timed out: the call took {}, over its timeout of {}", format_ms(took),
-                         format_ms(limit));
+      return fmt::format("timed out: the call took {}, over its timeout of {}", format_duration(took),
+                         format_duration(limit));
     for (auto& e : emitted) outputs.push_back(std::move(e));
     return std::nullopt;
   }
@@ -370,7 +369,7 @@ class PipelineState {
   void deliver(const BatchPtr& batch) {
     if (cancelled_.load(std::memory_order_relaxed)) return;
     for (auto& stage : stages_) {
-      if (stage->role != "sink") continue;
+      if (!stage->is_sink() || stage->is_dead_letter_sink) continue;
       consume(*stage, batch->items, /*copy=*/true);
     }
   }
@@ -436,7 +435,7 @@ class PipelineState {
     std::vector<std::unique_ptr<StageNode>> nodes;
     for (auto& stage_ptr : stages_) {
       StageRuntime& stage = *stage_ptr;
-      if (stage.role != "stage") continue;
+      if (stage.kind->type != TASKHIVE_KIND_TRANSFORM) continue;
       auto& queue = queues.emplace_back(std::make_unique<flow::queue_node<BatchPtr>>(graph));
       auto& limiter = limiters.emplace_back(
           std::make_unique<flow::limiter_node<BatchPtr, int>>(graph, *stage.config->max_in_flight));
@@ -492,7 +491,7 @@ class PipelineState {
 
   void finish_sinks() {
     for (auto& stage : stages_) {
-      if (stage->role == "source" || stage->role == "stage" || !stage->kind->finish) continue;
+      if (!stage->is_sink() || !stage->kind->finish) continue;
       std::lock_guard lock(stage->pool_mutex);
       for (void* instance : stage->all) {
         taskhive_error error{};
