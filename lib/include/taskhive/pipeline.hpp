@@ -24,10 +24,10 @@
 // be interrupted, so its outputs are discarded when it returns) is retried per the stage's retry policy
 // after its backoff, waiting in a timer, never on a worker, with the item keeping its place in the stage (a
 // sink, serial and in item order, retries at once, without backoff; a source is not retried: its next call
-// gives the next item); then the stage's on_error decides: `fail` ends the run (the source stops, items in flight drain, the run
-// is failed), `skip` drops the item (counted as failed), `dead_letter` sends it, with metadata "error" and
-// "stage", to the named sink. A sink named as a dead letter receives only dead letters. A source error is an
-// item error of the source stage: the source is asked for the next item afterwards.
+// gives the next item); then the stage's on_error decides: `fail` ends the run (the source stops, items in
+// flight drain, the run is failed), `skip` drops the item (counted as failed), `dead_letter` sends it, with
+// metadata "error" and "stage", to the named sink. A sink named as a dead letter receives only dead letters.
+// A source error is an item error of the source stage: the source is asked for the next item afterwards.
 
 #include <chrono>
 #include <cstdint>
