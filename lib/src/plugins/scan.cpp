@@ -86,6 +86,12 @@ class DirectoryScan {
   std::size_t index_ = 0;
 };
 
+// Why a file with this digest is refused by the allowlist, or nothing (also when there is no allowlist).
+std::optional<std::string> not_allowed(const std::string& sha256, const Allowlist* allowlist) {
+  if (!allowlist || allowlist->digests.contains(sha256)) return std::nullopt;
+  return fmt::format("sha256 {} is not in the allowlist {}", sha256, allowlist->path.string());
+}
+
 // Digest and allowlist of the open, checked descriptor; false (with record.reason) if refused.
 bool digest_allowed(const CheckedFile& file, PluginRecord& record, const Allowlist* allowlist) {
   auto digest = sha256_hex(file.fd.get());
@@ -94,10 +100,9 @@ bool digest_allowed(const CheckedFile& file, PluginRecord& record, const Allowli
     return false;
   }
   record.sha256 = std::move(*digest);
-  if (!allowlist || allowlist->digests.contains(record.sha256)) return true;
-  record.reason =
-      fmt::format("sha256 {} is not in the allowlist {}", record.sha256, allowlist->path.string());
-  return false;
+  auto refusal = not_allowed(record.sha256, allowlist);
+  if (refusal) record.reason = std::move(*refusal);
+  return !refusal;
 }
 
 // The prevalidate node: everything that reads the file but runs none of its code.
@@ -134,13 +139,12 @@ void prevalidate(Candidate& candidate, const ScanOptions& options) {
       const auto path = record.path;
       record = hit->record;
       record.path = path;
-      if (options.allowlist && !options.allowlist->digests.contains(record.sha256)) {
+      if (auto refusal = not_allowed(record.sha256, options.allowlist)) {
         std::string sha256 = std::move(record.sha256);
         record = PluginRecord{};
         record.path = path;
         record.sha256 = std::move(sha256);
-        record.reason = fmt::format("sha256 {} is not in the allowlist {}", record.sha256,
-                                    options.allowlist->path.string());
+        record.reason = std::move(*refusal);
       } else if (record.status == PluginStatus::available) {
         result.file = std::move(check.file);
       }
