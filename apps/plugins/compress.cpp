@@ -1,0 +1,204 @@
+// compress: zstd-compresses files into an output directory, for pipelines such as configs/compress-logs.yaml.
+//
+// @code
+//   source: {name: logs, uses: fs.walk, params: {root: /var/log/app, include: "*.log"}}
+//   stages:
+//     - {name: zstd, uses: compress.zstd, params: {out_dir: /backup, root: /var/log/app, level: 19}}
+//   sink: {name: report, uses: out.jsonl}   # path, size, compressed_size, output
+// @endcode
+//
+//   transform "zstd":  the file an item names (metadata "path", else the item's bytes, the raw path fs.walk
+//                      gives) becomes OUT_DIR/RELATIVE.zst, where RELATIVE is the path below `root` (or the
+//                      path itself, made relative, without `root`). Streamed through ZSTD_compressStream2 in
+//                      chunks of ZSTD's preferred sizes: never loads a whole file. `zstd -d` restores it.
+//
+// The output is written to a temporary name in its directory and renamed into place, so a reader never sees a
+// half-written .zst and a failed item leaves nothing behind. The item emitted keeps the input's bytes and
+// metadata ("path" or "path_base64" among it) and sets "size", "compressed_size" (decimal bytes) and
+// "output".
+
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <zstd.h>
+
+#include <atomic>
+#include <cerrno>
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <system_error>
+#include <vector>
+
+#include <taskhive/plugin.hpp>
+
+namespace {
+
+namespace plugin = taskhive::plugin;
+namespace fs = std::filesystem;
+
+[[noreturn]] void fail_errno(const std::string& what) {
+  throw std::runtime_error(what + ": " + std::system_category().message(errno));
+}
+
+class Fd {
+ public:
+  Fd(const std::string& path, int flags, mode_t mode = 0)
+      : path_(path), fd_(::open(path.c_str(), flags, mode)) {
+    if (fd_ < 0) fail_errno(path_);
+  }
+  ~Fd() {
+    if (fd_ >= 0) ::close(fd_);
+  }
+  Fd(const Fd&) = delete;
+  Fd& operator=(const Fd&) = delete;
+
+  std::size_t read(void* data, std::size_t size) {
+    for (;;) {
+      const ssize_t n = ::read(fd_, data, size);
+      if (n >= 0) return static_cast<std::size_t>(n);
+      if (errno != EINTR) fail_errno(path_);
+    }
+  }
+  void write_all(const void* data, std::size_t size) {
+    const auto* p = static_cast<const char*>(data);
+    while (size > 0) {
+      const ssize_t n = ::write(fd_, p, size);
+      if (n < 0) {
+        if (errno == EINTR) continue;
+        fail_errno(path_);
+      }
+      p += n;
+      size -= static_cast<std::size_t>(n);
+    }
+  }
+  void close() {
+    const int rc = ::close(fd_);
+    fd_ = -1;
+    if (rc != 0) fail_errno(path_);
+  }
+
+ private:
+  std::string path_;
+  int fd_;
+};
+
+// Removes a temporary file unless the rename took it.
+struct TempFile {
+  std::string path;
+  bool kept = false;
+  ~TempFile() {
+    if (!kept) ::unlink(path.c_str());
+  }
+};
+
+struct CctxFree {
+  void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); }
+};
+
+std::size_t check_zstd(std::size_t rc, const std::string& what) {
+  if (ZSTD_isError(rc)) throw std::runtime_error(what + ": zstd: " + ZSTD_getErrorName(rc));
+  return rc;
+}
+
+class Zstd {
+ public:
+  static constexpr taskhive_param_decl parameters[] = {
+      {"out_dir", TASKHIVE_PARAM_STRING, 1, nullptr, "where the .zst files go (created as needed)"},
+      {"level", TASKHIVE_PARAM_INT, 0, "3", "the zstd compression level, 1 to 19 (22 with --ultra's memory)"},
+      {"root", TASKHIVE_PARAM_STRING, 0, "",
+       "the walk's root: a file's path below it is kept under out_dir; empty: the whole path is kept"}};
+
+  explicit Zstd(const plugin::Params& params)
+      : out_dir_(params.get_or("out_dir", "")),
+        root_(fs::path(params.get_or("root", "")).lexically_normal()),
+        level_(std::stoi(params.get_or("level", "3"))),
+        cctx_(ZSTD_createCCtx()),
+        in_(ZSTD_CStreamInSize()),
+        out_(ZSTD_CStreamOutSize()) {
+    if (out_dir_.empty()) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "out_dir is required");
+    if (level_ < ZSTD_minCLevel() || level_ > ZSTD_maxCLevel())
+      throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "level must be between " +
+                                                          std::to_string(ZSTD_minCLevel()) + " and " +
+                                                          std::to_string(ZSTD_maxCLevel()));
+    if (!cctx_) throw std::bad_alloc();
+  }
+
+  void process(const plugin::Item& in, plugin::Emitter& emit) {
+    const auto meta = in.metadata();
+    const std::string path(meta.get("path").value_or(in.text()));
+    const fs::path output = fs::path(out_dir_) / (relative(path).native() + ".zst");
+    fs::create_directories(output.parent_path());
+
+    // A name no other instance (nor run, short of the same pid) picks: instances run in parallel.
+    static std::atomic<std::uint64_t> counter{0};
+    TempFile temp{output.native() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++)};
+    Fd src(path, O_RDONLY | O_CLOEXEC);
+    Fd dst(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+
+    check_zstd(ZSTD_CCtx_reset(cctx_.get(), ZSTD_reset_session_and_parameters), path);
+    check_zstd(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, level_), path);
+    check_zstd(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_checksumFlag, 1), path);
+    std::uint64_t size = 0, compressed = 0;
+    for (;;) {
+      const std::size_t n = src.read(in_.data(), in_.size());
+      size += n;
+      const ZSTD_EndDirective mode = n == 0 ? ZSTD_e_end : ZSTD_e_continue;
+      ZSTD_inBuffer input{in_.data(), n, 0};
+      // Drain until this chunk is consumed (continue) or the frame is complete (end: rc 0).
+      for (;;) {
+        ZSTD_outBuffer output_buffer{out_.data(), out_.size(), 0};
+        const std::size_t rc =
+            check_zstd(ZSTD_compressStream2(cctx_.get(), &output_buffer, &input, mode), path);
+        dst.write_all(out_.data(), output_buffer.pos);
+        compressed += output_buffer.pos;
+        if (mode == ZSTD_e_end ? rc == 0 : input.pos == input.size) break;
+      }
+      if (n == 0) break;
+    }
+    dst.close();
+    if (::rename(temp.path.c_str(), output.c_str()) != 0) fail_errno("renaming to " + output.native());
+    temp.kept = true;
+
+    std::vector<taskhive_kv> out_meta;
+    for (const auto& kv : meta.pairs()) {
+      const std::string_view key = kv.key;
+      if (key != "size" && key != "compressed_size" && key != "output") out_meta.push_back(kv);
+    }
+    const std::string size_text = std::to_string(size), compressed_text = std::to_string(compressed);
+    out_meta.push_back({"size", size_text.c_str()});
+    out_meta.push_back({"compressed_size", compressed_text.c_str()});
+    out_meta.push_back({"output", output.c_str()});
+    emit(in.text(), plugin::KeyValues(out_meta.data(), out_meta.size()));
+  }
+
+ private:
+  // The path below root_ when `path` is under it; else the path itself without its leading "/" or "..", so
+  // that nothing lands outside out_dir.
+  fs::path relative(const std::string& path) const {
+    const fs::path p = fs::path(path).lexically_normal();
+    if (!root_.empty()) {
+      const fs::path rel = p.lexically_relative(root_);
+      if (!rel.empty() && *rel.begin() != ".." && rel != ".") return rel;
+    }
+    fs::path kept;
+    for (const auto& part : p.relative_path())
+      if (part != ".." && part != ".") kept /= part;
+    if (kept.empty()) throw std::runtime_error(path + ": no file name to write under out_dir");
+    return kept;
+  }
+
+  std::string out_dir_;
+  fs::path root_;
+  int level_;
+  std::unique_ptr<ZSTD_CCtx, CctxFree> cctx_;
+  std::vector<char> in_, out_;
+};
+
+}  // namespace
+
+TASKHIVE_PLUGIN("compress", "1.0.0", "zstd compression of files into an output directory",
+                plugin::transform<Zstd>("zstd", "compresses the file an item names to OUT_DIR/RELATIVE.zst"));
