@@ -1,0 +1,298 @@
+// fs: the file-system sample plugin (issue 6).
+//   source "walk":   one item per regular file under a root, in a deterministic order
+//   task "remove":   removes a file, or a tree with recursive: true (workflow clean-up)
+//   task "copy":     copies a file or a tree (workflow set-up)
+//
+// @code
+//   pipeline:
+//     source: {name: files, uses: fs.walk, params: {root: /srv/data, include: "*.log", exclude: ".git"}}
+//   workflow task: {name: clean, uses: fs.remove, params: {path: /tmp/out, recursive: true}, if: always}
+// @endcode
+//
+// How a path travels. A path is any bytes but NUL; metadata strings must be UTF-8 (plugin_abi.h). So an item
+// of fs.walk carries:
+//   bytes          the path, raw: what a stage that opens the file uses (hash.file does)
+//   "path"         the same path, when it is valid UTF-8
+//   "path_base64"  instead of "path" when it is not: base64 of the raw bytes (bytes_text.hpp)
+//   "size"         st_size, decimal
+// The path is the root as given, "/", then the path below it, as `find ROOT -type f` prints it.
+
+#include <dirent.h>
+#include <fcntl.h>
+#include <fnmatch.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstdint>
+#include <cstring>
+#include <filesystem>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <system_error>
+#include <utility>
+#include <vector>
+
+#include <taskhive/plugin.hpp>
+
+#include "bytes_text.hpp"
+
+namespace {
+
+namespace plugin = taskhive::plugin;
+using taskhive_samples::printable;
+
+// A comma-separated list, empty entries dropped: "*.log, *.txt" -> {"*.log", "*.txt"}.
+std::vector<std::string> split_patterns(std::string_view list) {
+  std::vector<std::string> out;
+  while (!list.empty()) {
+    const auto comma = list.find(',');
+    std::string_view part = list.substr(0, comma);
+    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
+    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
+    if (!part.empty()) out.emplace_back(part);
+    if (comma == std::string_view::npos) break;
+    list.remove_prefix(comma + 1);
+  }
+  return out;
+}
+
+// Whether `relative` (the path below the root) or, for a pattern without '/', its last component matches.
+// A pattern without '/' names entries anywhere, as find -name does ("*.log", ".git"); one with '/' is
+// matched against the whole relative path, '*' crossing '/' ("src/*.cpp" also takes src/a/b.cpp).
+bool matches_any(const std::vector<std::string>& patterns, const std::string& relative) {
+  const auto slash = relative.rfind('/');
+  const char* base = relative.c_str() + (slash == std::string::npos ? 0 : slash + 1);
+  for (const auto& p : patterns) {
+    const bool whole = p.find('/') != std::string::npos;
+    if (fnmatch(p.c_str(), whole ? relative.c_str() : base, 0) == 0) return true;
+  }
+  return false;
+}
+
+std::string errno_text(int err) {
+  return std::strerror(err);
+}
+
+class Walk {
+ public:
+  static constexpr taskhive_param_decl parameters[] = {
+      {"root", TASKHIVE_PARAM_STRING, 1, nullptr, "the directory to walk (a regular file: just that file)"},
+      {"include", TASKHIVE_PARAM_STRING, 0, "",
+       "comma-separated globs; when given, only files matching one are emitted (no '/': the file name; "
+       "with '/': the path below root)"},
+      {"exclude", TASKHIVE_PARAM_STRING, 0, "",
+       "comma-separated globs, matched like include against files and directories; an excluded directory "
+       "is not entered"},
+      {"follow_symlinks", TASKHIVE_PARAM_BOOL, 0, "false",
+       "follow symbolic links to files and directories (loops are reported, not followed)"},
+      {"max_depth", TASKHIVE_PARAM_INT, 0, "-1",
+       "as find -maxdepth: 1 = only the root's own entries; -1 = unlimited"}};
+
+  explicit Walk(const plugin::Params& params)
+      : root_(params.get_or("root", "")),
+        include_(split_patterns(params.get_or("include", ""))),
+        exclude_(split_patterns(params.get_or("exclude", ""))),
+        follow_(params.get_or("follow_symlinks", "false") == "true"),
+        max_depth_(std::stoll(params.get_or("max_depth", "-1"))) {
+    if (root_.empty()) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "parameter \"root\" is required");
+    if (max_depth_ < -1) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "max_depth must be -1 or more");
+  }
+
+  ~Walk() {
+    for (auto& d : stack_) ::close(d.fd);
+  }
+  Walk(const Walk&) = delete;
+  Walk& operator=(const Walk&) = delete;
+
+  // One call: the next regular file emitted (true), an unreadable entry thrown as this call's item error
+  // (the walk has already moved past it, so the next call goes on), or the end (false).
+  bool process(plugin::Emitter& emit) {
+    if (!started_) {
+      started_ = true;
+      return start(emit);
+    }
+    while (!stack_.empty()) {
+      Dir& dir = stack_.back();
+      if (dir.next == dir.names.size()) {
+        ::close(dir.fd);
+        stack_.pop_back();
+        continue;
+      }
+      const std::string name = std::move(dir.names[dir.next++]);
+      const std::string relative = dir.relative.empty() ? name : dir.relative + "/" + name;
+      const std::string path = join(root_, relative);
+      const long long depth = dir.depth + 1;
+
+      struct stat st {};
+      if (::fstatat(dir.fd, name.c_str(), &st, follow_ ? 0 : AT_SYMLINK_NOFOLLOW) != 0) {
+        const int err = errno;
+        // A dangling symlink while following is no file: find -L -type f skips it as well.
+        if (follow_ && err == ENOENT && ::fstatat(dir.fd, name.c_str(), &st, AT_SYMLINK_NOFOLLOW) == 0 &&
+            S_ISLNK(st.st_mode))
+          continue;
+        throw std::runtime_error("cannot stat " + printable(path) + ": " + errno_text(err));
+      }
+      if (!exclude_.empty() && matches_any(exclude_, relative)) continue;
+      if (S_ISREG(st.st_mode)) {
+        if (!include_.empty() && !matches_any(include_, relative)) continue;
+        emit_file(emit, path, st);
+        return true;
+      }
+      if (S_ISDIR(st.st_mode) && (max_depth_ < 0 || depth < max_depth_)) {
+        enter(dir.fd, name, relative, path, depth, st);  // may throw; the walk goes on with the next entry
+      }
+      // Anything else (a symlink not followed, a FIFO, a socket, a device) is not a regular file: skipped,
+      // as find -type f skips it, and never opened, so a FIFO cannot block the walk.
+    }
+    return false;
+  }
+
+ private:
+  struct Dir {
+    int fd;
+    std::string relative;  // below the root; "" for the root
+    long long depth;       // the root is 0
+    std::vector<std::string> names;
+    std::size_t next = 0;
+    dev_t dev;
+    ino_t ino;
+  };
+
+  static std::string join(const std::string& root, const std::string& relative) {
+    if (relative.empty()) return root;
+    return root.back() == '/' ? root + relative : root + "/" + relative;
+  }
+
+  // The first call: the root, a directory to walk or a single file.
+  bool start(plugin::Emitter& emit) {
+    struct stat st {};
+    if (::fstatat(AT_FDCWD, root_.c_str(), &st, 0) != 0)  // the root itself is followed, as find does
+      throw std::runtime_error("cannot stat root " + printable(root_) + ": " + errno_text(errno));
+    if (S_ISREG(st.st_mode)) {
+      if (include_.empty() || matches_any(include_, root_)) emit_file(emit, root_, st);
+      return true;
+    }
+    if (!S_ISDIR(st.st_mode) || max_depth_ == 0) return false;  // -maxdepth 0 of a directory: nothing
+    enter(AT_FDCWD, root_, "", root_, 0, st);
+    return true;  // nothing emitted yet: the host asks again
+  }
+
+  // Opens a directory and reads its names, sorted (byte order, so the walk is the same on every run and
+  // locale). O_NONBLOCK|O_DIRECTORY: should the entry have been swapped for a FIFO since its stat, the open
+  // fails instead of blocking.
+  void enter(int parent_fd, const std::string& name, const std::string& relative, const std::string& path,
+             long long depth, const struct stat& st) {
+    for (const auto& d : stack_)
+      if (d.dev == st.st_dev && d.ino == st.st_ino)
+        throw std::runtime_error("file system loop at " + printable(path) + ": not entered");
+    const int flags = O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC | (follow_ ? 0 : O_NOFOLLOW);
+    const int fd = ::openat(parent_fd, name.c_str(), flags);
+    if (fd < 0)
+      throw std::runtime_error("cannot open directory " + printable(path) + ": " + errno_text(errno));
+    const int list_fd = ::dup(fd);  // fdopendir owns what it gets; the walk keeps `fd` for openat/fstatat
+    DIR* dir = list_fd < 0 ? nullptr : ::fdopendir(list_fd);
+    if (!dir) {
+      const int err = errno;
+      if (list_fd >= 0) ::close(list_fd);
+      ::close(fd);
+      throw std::runtime_error("cannot read directory " + printable(path) + ": " + errno_text(err));
+    }
+    std::vector<std::string> names;
+    errno = 0;
+    while (const dirent* e = ::readdir(dir)) {
+      if (std::strcmp(e->d_name, ".") != 0 && std::strcmp(e->d_name, "..") != 0)
+        names.emplace_back(e->d_name);
+      errno = 0;
+    }
+    const int err = errno;
+    ::closedir(dir);
+    if (err != 0) {
+      ::close(fd);
+      throw std::runtime_error("cannot read directory " + printable(path) + ": " + errno_text(err));
+    }
+    std::sort(names.begin(), names.end());
+    stack_.push_back(Dir{fd, relative, depth, std::move(names), 0, st.st_dev, st.st_ino});
+  }
+
+  static void emit_file(plugin::Emitter& emit, const std::string& path, const struct stat& st) {
+    const std::string size = std::to_string(static_cast<std::uint64_t>(st.st_size));
+    if (taskhive_samples::valid_utf8(path)) {
+      emit(path, {{"path", path.c_str()}, {"size", size.c_str()}});
+    } else {
+      const std::string encoded = taskhive_samples::base64_encode(path);
+      emit(path, {{"path_base64", encoded.c_str()}, {"size", size.c_str()}});
+    }
+  }
+
+  std::string root_;
+  std::vector<std::string> include_;
+  std::vector<std::string> exclude_;
+  bool follow_;
+  long long max_depth_;
+  bool started_ = false;
+  // The open directories from the root down: an explicit stack, no recursion. One descriptor per level, so
+  // paths longer than PATH_MAX are walked; a tree deeper than the open-file limit gets item errors (EMFILE)
+  // below that depth, not a crash.
+  std::vector<Dir> stack_;
+};
+
+// Refuses the paths a slip in a config would make disastrous.
+void check_not_dangerous(const std::string& path, const char* param) {
+  if (path.empty()) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, std::string(param) + " is empty");
+  std::error_code ec;
+  const auto absolute = std::filesystem::weakly_canonical(path, ec);
+  if (!ec && absolute == absolute.root_path())
+    throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, std::string(param) + " is the file-system root");
+}
+
+struct Remove {
+  static constexpr taskhive_param_decl parameters[] = {
+      {"path", TASKHIVE_PARAM_STRING, 1, nullptr, "what to remove; already absent is success"},
+      {"recursive", TASKHIVE_PARAM_BOOL, 0, "false", "remove a directory and everything in it"}};
+
+  // Absent is success, so a clean-up task can run whether or not the steps before it got as far as
+  // creating the path. Symbolic links are removed, never followed.
+  static void run(const plugin::Params& params) {
+    const std::string path = params.get_or("path", "");
+    check_not_dangerous(path, "path");
+    std::error_code ec;
+    if (params.get_or("recursive", "false") == "true")
+      std::filesystem::remove_all(path, ec);
+    else
+      std::filesystem::remove(path, ec);
+    if (ec) throw std::runtime_error("cannot remove " + printable(path) + ": " + ec.message());
+  }
+};
+
+struct Copy {
+  static constexpr taskhive_param_decl parameters[] = {
+      {"from", TASKHIVE_PARAM_STRING, 1, nullptr, "a file, or a directory copied with everything in it"},
+      {"to", TASKHIVE_PARAM_STRING, 1, nullptr, "the destination; existing files are overwritten"}};
+
+  // Symbolic links are copied as links, not followed.
+  static void run(const plugin::Params& params) {
+    const std::string from = params.get_or("from", "");
+    const std::string to = params.get_or("to", "");
+    if (from.empty() || to.empty())
+      throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "from and to are required");
+    namespace fs = std::filesystem;
+    std::error_code ec;
+    fs::copy(
+        from, to,
+        fs::copy_options::overwrite_existing | fs::copy_options::recursive | fs::copy_options::copy_symlinks,
+        ec);
+    if (ec)
+      throw std::runtime_error("cannot copy " + printable(from) + " to " + printable(to) + ": " +
+                               ec.message());
+  }
+};
+
+}  // namespace
+
+TASKHIVE_PLUGIN("fs", "1.0.0", "files: walk a tree; copy and remove for workflow steps",
+                plugin::source<Walk>("walk", "one item per regular file under root, in sorted order"),
+                plugin::task<Remove>("remove", "removes a file, or a tree with recursive: true"),
+                plugin::task<Copy>("copy", "copies a file or a tree, overwriting"));
