@@ -2,7 +2,7 @@
 # configs/hash-tree.yaml end to end: for every file of a hostile tree, the same path, size and sha256 as
 # `find ROOT -type f -print0 | xargs -0 sha256sum -z`, with names holding spaces, newlines, quotes,
 # backslashes, leading dashes and bytes that are not UTF-8 (written as "path_base64"), empty files, a nested
-# directory, symlinks and a FIFO (neither followed nor opened), an unreadable directory (an item error:
+# directory, symlinks and a FIFO (neither followed nor opened), an unreadable directory and file (item errors:
 # reported, counted, exit 1, the rest still hashed; as root the test reruns itself as nobody to make one) and
 # a sparse file over 1 GiB (1.1 GB of zeros read through the stream, never held in memory; about 1 s).
 #   hash_tree_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
@@ -54,6 +54,8 @@ if [ "$(id -u)" -ne 0 ]; then
   mkdir -p "$root/locked/inside"
   printf 's' >"$root/locked/inside/secret"
   chmod 000 "$root/locked"
+  printf 'r' >"$root/unreadable file"   # listed by the walk, refused by hash.file: an item error there
+  chmod 000 "$root/unreadable file"
   locked=1
 else
   locked=0   # root reads any directory: the unreadable case cannot be made
@@ -77,6 +79,8 @@ if [ "$locked" -eq 1 ]; then
   [ "$status" -eq 1 ] || { cat "$work/stderr" >&2; fail "expected exit 1 (unreadable dir), got $status"; }
   grep -q "cannot open directory .*locked: Permission denied" "$work/stderr" ||
     fail "the unreadable directory is not reported: $(cat "$work/stderr")"
+  grep -q "hash: cannot open .*unreadable file: Permission denied" "$work/stderr" ||
+    fail "the unreadable file is not reported: $(cat "$work/stderr")"
 else
   [ "$status" -eq 0 ] || { cat "$work/stderr" >&2; fail "expected exit 0, got $status"; }
 fi
