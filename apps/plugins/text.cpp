@@ -45,9 +45,15 @@
 #include <re2/re2.h>
 #include <taskhive/plugin.hpp>
 
+#include "bytes_text.hpp"
+
 namespace {
 
 namespace plugin = taskhive::plugin;
+using taskhive_samples::base64_decode;
+using taskhive_samples::base64_encode;
+using taskhive_samples::printable;
+using taskhive_samples::valid_utf8;
 
 constexpr std::size_t kChunk = 256 * 1024;
 
@@ -57,7 +63,8 @@ constexpr std::size_t kChunk = 256 * 1024;
 
 // The file a file item names, and how line items refer to it. fs.walk gives the raw path as the item's bytes
 // and, as metadata, "path" when it is valid UTF-8 (which the ABI wants of metadata) and "path_base64" when
-// not; line items carry on whichever of the two the file item had.
+// not (bytes_text.hpp); line items carry on whichever of the two the file item had, or, for an item without
+// either, the one its bytes call for.
 struct FileRef {
   std::string raw;  // to open, and for grep's PATH:LINE:TEXT
   const char* key;  // "path" or "path_base64"
@@ -69,8 +76,19 @@ FileRef file_of(const plugin::Item& item) {
   if (const auto path = meta.get("path")) return {std::string(*path), "path", std::string(*path)};
   std::string raw(item.text());
   if (const auto b64 = meta.get("path_base64")) return {std::move(raw), "path_base64", std::string(*b64)};
+  if (!valid_utf8(raw)) {
+    std::string b64 = base64_encode(raw);
+    return {std::move(raw), "path_base64", std::move(b64)};
+  }
   std::string value = raw;
   return {std::move(raw), "path", std::move(value)};
+}
+
+// The raw path of a line item: its "path", or its "path_base64" decoded; empty when it has neither.
+std::string raw_path_of_line(const plugin::KeyValues& meta) {
+  if (const auto path = meta.get("path")) return std::string(*path);
+  if (const auto b64 = meta.get("path_base64")) return base64_decode(*b64).value_or("");
+  return {};
 }
 
 // Keeps libre2 loaded for the life of the process, whatever happens to this plugin. RE2 allocates a few
@@ -107,7 +125,7 @@ class ReadFd {
  public:
   explicit ReadFd(std::string path)
       : path_(std::move(path)), fd_(::open(path_.c_str(), O_RDONLY | O_CLOEXEC)) {
-    if (fd_ < 0) fail_errno(path_);
+    if (fd_ < 0) fail_errno(printable(path_));
   }
   ~ReadFd() { ::close(fd_); }
   ReadFd(const ReadFd&) = delete;
@@ -118,7 +136,7 @@ class ReadFd {
     for (;;) {
       const ssize_t n = ::read(fd_, data, size);
       if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno != EINTR) fail_errno(path_);
+      if (errno != EINTR) fail_errno(printable(path_));
     }
   }
 
@@ -131,6 +149,7 @@ class ReadFd {
 // one, so blocks hold whole lines. `buffer` is reused across files; a line longer than a chunk grows it.
 template <class OnBlock>
 void for_each_block(const std::string& path, std::string& buffer, OnBlock&& on_block) {
+  if (buffer.size() > 4 * kChunk) std::string().swap(buffer);  // the last file's long line: not kept for ever
   ReadFd file(path);
   std::size_t kept = 0;  // the start of a line that the previous read did not finish
   for (;;) {
@@ -239,7 +258,7 @@ class Grep {
       if (!grep_format_) return emit(in.text(), in.metadata());
       const auto meta = in.metadata();
       const auto line = meta.get("line");
-      const std::string path(meta.get("path").value_or(meta.get("path_base64").value_or("")));
+      const std::string path = raw_path_of_line(meta);
       formatted_.clear();
       append_grep(formatted_, path, line ? std::stoull(std::string(*line)) : 0, in.text());
       return emit(formatted_, meta);

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # configs/grep-tree.yaml end to end: the same matches as `grep -rn` (sorted, since grep walks in directory
 # order), as PATH:LINE:TEXT, on a generated tree: several files and directories, matching and non-matching
-# lines, a last line without a newline, an empty file, CRLF line ends (the '\r' stays part of the line, as
-# for grep), colons in lines, a line longer than text.grep's 256 KiB chunk, and a 3 MB file whose matches fall
-# on every side of the chunk boundaries (line numbers counted across chunks). Patterns: a plain word, an
-# anchored and an alternation pattern (against grep -E), a literal with regex characters (grep -F), -i. Also
-# text.lines then text.grep on line items, and a pattern RE2 refuses.
+# lines, a file name that is not UTF-8, a last line without a newline, an empty file, CRLF line ends (the
+# '\r' stays part of the line, as for grep), colons in lines, a line longer than text.grep's 256 KiB chunk,
+# and a 3 MB file whose matches fall on every side of the chunk boundaries (line numbers counted across
+# chunks). Patterns: a plain word, an anchored and an alternation pattern (against grep -E), a literal with
+# regex characters (grep -F), -i. Also text.lines then text.grep on line items, and a pattern RE2 refuses.
 #   grep_tree_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
 taskhive="$1"
@@ -35,6 +35,7 @@ printf 'first line\nlast foo without newline' >"$root/src/no-newline.txt"
 printf 'foo\r\nbar\r\nfoo end\r\n' >"$root/docs/crlf.txt"
 printf 'key: foo: value\nFOO upper\nFoo mixed\n' >"$root/with space/colons.txt"
 printf 'nothing\nto see\n' >"$root/src/deep/er/none.txt"
+printf 'foo in a Latin-1 name\n' >"$root/docs/caf"$'\xe9'".txt"   # not UTF-8: fs.walk gives path_base64
 printf 'a+b(c) literal\na+b(c)? twice a+b(c)\nab c\n' >"$root/docs/regex-chars.txt"
 { printf 'start\n'; head -c 300000 /dev/zero | tr '\0' 'x'; printf ' foo long line\nafter foo\n'; } \
   >"$root/src/deep/long-line.txt"
