@@ -15,7 +15,7 @@
 // The output is written to a temporary name in its directory and renamed into place, so a reader never sees a
 // half-written .zst and a failed item leaves nothing behind. The item emitted keeps the input's bytes and
 // metadata ("path" or "path_base64" among it) and sets "size", "compressed_size" (decimal bytes) and
-// "output".
+// "output" ("output_base64" when the name is not UTF-8, as bytes_text.hpp describes).
 
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -35,10 +35,15 @@
 
 #include <taskhive/plugin.hpp>
 
+#include "bytes_text.hpp"
+
 namespace {
 
 namespace plugin = taskhive::plugin;
 namespace fs = std::filesystem;
+using taskhive_samples::base64_encode;
+using taskhive_samples::printable;
+using taskhive_samples::valid_utf8;
 
 [[noreturn]] void fail_errno(const std::string& what) {
   throw std::runtime_error(what + ": " + std::system_category().message(errno));
@@ -48,7 +53,7 @@ class Fd {
  public:
   Fd(const std::string& path, int flags, mode_t mode = 0)
       : path_(path), fd_(::open(path.c_str(), flags, mode)) {
-    if (fd_ < 0) fail_errno(path_);
+    if (fd_ < 0) fail_errno(printable(path_));
   }
   ~Fd() {
     if (fd_ >= 0) ::close(fd_);
@@ -60,7 +65,7 @@ class Fd {
     for (;;) {
       const ssize_t n = ::read(fd_, data, size);
       if (n >= 0) return static_cast<std::size_t>(n);
-      if (errno != EINTR) fail_errno(path_);
+      if (errno != EINTR) fail_errno(printable(path_));
     }
   }
   void write_all(const void* data, std::size_t size) {
@@ -69,7 +74,7 @@ class Fd {
       const ssize_t n = ::write(fd_, p, size);
       if (n < 0) {
         if (errno == EINTR) continue;
-        fail_errno(path_);
+        fail_errno(printable(path_));
       }
       p += n;
       size -= static_cast<std::size_t>(n);
@@ -78,7 +83,7 @@ class Fd {
   void close() {
     const int rc = ::close(fd_);
     fd_ = -1;
-    if (rc != 0) fail_errno(path_);
+    if (rc != 0) fail_errno(printable(path_));
   }
 
  private:
@@ -100,7 +105,7 @@ struct CctxFree {
 };
 
 std::size_t check_zstd(std::size_t rc, const std::string& what) {
-  if (ZSTD_isError(rc)) throw std::runtime_error(what + ": zstd: " + ZSTD_getErrorName(rc));
+  if (ZSTD_isError(rc)) throw std::runtime_error(printable(what) + ": zstd: " + ZSTD_getErrorName(rc));
   return rc;
 }
 
@@ -160,18 +165,23 @@ class Zstd {
       if (n == 0) break;
     }
     dst.close();
-    if (::rename(temp.path.c_str(), output.c_str()) != 0) fail_errno("renaming to " + output.native());
+    if (::rename(temp.path.c_str(), output.c_str()) != 0)
+      fail_errno("renaming to " + printable(output.native()));
     temp.kept = true;
 
     std::vector<taskhive_kv> out_meta;
     for (const auto& kv : meta.pairs()) {
       const std::string_view key = kv.key;
-      if (key != "size" && key != "compressed_size" && key != "output") out_meta.push_back(kv);
+      if (key != "size" && key != "compressed_size" && key != "output" && key != "output_base64")
+        out_meta.push_back(kv);
     }
     const std::string size_text = std::to_string(size), compressed_text = std::to_string(compressed);
     out_meta.push_back({"size", size_text.c_str()});
     out_meta.push_back({"compressed_size", compressed_text.c_str()});
-    out_meta.push_back({"output", output.c_str()});
+    // Metadata must be UTF-8: an output name that is not (its input's was not) goes as output_base64.
+    const bool utf8 = valid_utf8(output.native());
+    const std::string output_text = utf8 ? output.native() : base64_encode(output.native());
+    out_meta.push_back({utf8 ? "output" : "output_base64", output_text.c_str()});
     emit(in.text(), plugin::KeyValues(out_meta.data(), out_meta.size()));
   }
 
@@ -187,7 +197,7 @@ class Zstd {
     fs::path kept;
     for (const auto& part : p.relative_path())
       if (part != ".." && part != ".") kept /= part;
-    if (kept.empty()) throw std::runtime_error(path + ": no file name to write under out_dir");
+    if (kept.empty()) throw std::runtime_error(printable(path) + ": no file name to write under out_dir");
     return kept;
   }
 

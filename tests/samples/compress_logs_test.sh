@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # configs/compress-logs.yaml end to end: every *.log under a generated tree (and nothing else) becomes
-# OUT_DIR/RELATIVE.log.zst, and `zstd -d` restores each byte for byte: nested directories, a name with spaces,
-# an empty log, and a 6 MB log (many of zstd's input chunks; random bytes and text). No temporary file is
-# left behind; the report has one JSON line per log with its size and compressed size; a second run over
-# existing outputs replaces them; a level outside zstd's range is refused at create() (exit 3).
+# OUT_DIR/RELATIVE.log.zst, and `zstd -d` restores each byte for byte: nested directories, a name with
+# spaces, a name that is not UTF-8, an empty log, and a 6 MB log (many of zstd's input chunks; random bytes
+# and text). No temporary file is left behind; the report has one JSON line per log with its size and
+# compressed size; a second run over existing outputs replaces them; a level outside zstd's range is refused
+# at create() (exit 3).
 #   compress_logs_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
 taskhive="$1"
@@ -28,6 +29,7 @@ awk 'BEGIN { for (i = 0; i < 20000; i++) print "2024-01-01T00:00:" i " INFO requ
 head -c 4000000 /dev/urandom >>"$root/app/2024/big.log"
 : >"$root/db/empty.log"
 printf 'no newline' >"$root/dir with space/my file.log"
+printf 'latin-1\n' >"$root/db/caf"$'\xe9'".log"   # not UTF-8: reported as path_base64 and output_base64
 printf 'not a log\n' >"$root/app/notes.txt"
 printf 'rotated\n' >"$root/app/app.log.1"
 
@@ -47,16 +49,18 @@ verify() {
 
 run --var report="$work/report.jsonl" || { cat "$work/err" >&2; fail "run failed"; }
 verify
-[ "$(wc -l <"$work/report.jsonl")" -eq 4 ] || fail "not 4 report lines: $(cat "$work/report.jsonl")"
+[ "$(wc -l <"$work/report.jsonl")" -eq 5 ] || fail "not 5 report lines: $(cat "$work/report.jsonl")"
 python3 - "$work/report.jsonl" <<'PY' || fail "the report's sizes are wrong"
-import json, os, sys
+import base64, json, os, sys
+def raw(r, key):
+    return r[key].encode() if key in r else base64.b64decode(r[key + "_base64"])
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    assert int(r["size"]) == os.path.getsize(r["path"]), r
-    assert int(r["compressed_size"]) == os.path.getsize(r["output"]), r
-    assert r["output"].endswith(".log.zst"), r
+    assert int(r["size"]) == os.path.getsize(raw(r, "path")), r
+    assert int(r["compressed_size"]) == os.path.getsize(raw(r, "output")), r
+    assert raw(r, "output").endswith(b".log.zst"), r
 PY
-echo "ok: 4 logs compressed and restored"
+echo "ok: 5 logs compressed and restored"
 
 # Again, at another level, over the existing outputs: they are replaced (renamed over), still exactly right.
 run --var level=19 >/dev/null || { cat "$work/err" >&2; fail "second run failed"; }
