@@ -270,9 +270,11 @@ struct Remove {
 struct Copy {
   static constexpr taskhive_param_decl parameters[] = {
       {"from", TASKHIVE_PARAM_STRING, 1, nullptr, "a file, or a directory copied with everything in it"},
-      {"to", TASKHIVE_PARAM_STRING, 1, nullptr, "the destination; existing files are overwritten"}};
+      {"to", TASKHIVE_PARAM_STRING, 1, nullptr,
+       "the destination; missing parent directories are made, existing files are overwritten"}};
 
-  // Symbolic links are copied as links, not followed.
+  // Symbolic links are copied as links, not followed. Parents of `to` are made (like install -D), so a
+  // workflow can copy into a work directory that does not exist yet.
   static void run(const plugin::Params& params) {
     const std::string from = params.get_or("from", "");
     const std::string to = params.get_or("to", "");
@@ -280,6 +282,10 @@ struct Copy {
       throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "from and to are required");
     namespace fs = std::filesystem;
     std::error_code ec;
+    if (const auto parent = fs::path(to).parent_path(); !parent.empty()) fs::create_directories(parent, ec);
+    if (ec)
+      throw std::runtime_error("cannot make the directory " + printable(fs::path(to).parent_path().string()) +
+                               ": " + ec.message());
     fs::copy(
         from, to,
         fs::copy_options::overwrite_existing | fs::copy_options::recursive | fs::copy_options::copy_symlinks,
