@@ -8,16 +8,20 @@
 //   sink: {name: out, uses: text.write, params: {path: "-"}}     # prints src/a.c:12:  // TODO ...
 // @endcode
 //
-//   transform "lines":   a file item in (path in metadata "path", else the item's bytes), one item per line
-//   out transform "grep":    the lines matching an RE2 pattern, from a file item (read in 256 KiB chunks) or
-//   a line transform "words":   the lowercase words of a line item, or of every line of a file item sink
-//   "wordcount":    the N most frequent words, "COUNT WORD" lines, to a file or stdout sink "write": each
-//   item's bytes and a newline, to a file or stdout
+//   transform "lines":      one item per line of the file an item names
+//   transform "grep":       the lines matching an RE2 pattern: of a file item (read in 256 KiB chunks), or
+//                           line items passed through when they match
+//   transform "words":      the lowercase words of a line item or of a file item's lines (see `batch`)
+//   sink "wordcount":       the N most frequent words, as "COUNT WORD" lines, to a file or stdout
+//   sink "write":           each item's bytes and a newline, to a file or stdout
+//
+// A file item names its file by metadata "path", else by its bytes (the raw path, as fs.walk gives it).
 //
 // Lines are what `grep` calls lines: bytes up to a '\n' (not included); a last line without a '\n' is a line
 // too; an empty file has none. A '\r' before the '\n' stays part of the line, as it does for GNU grep on
-// Linux (so `foo$` does not match "foo\r\n"). Files are read as bytes, never loaded whole: memory is one 256
-// KiB chunk plus the longest line. Every line item carries metadata "path" and "line" (1-based).
+// Linux (so `foo$` does not match "foo\r\n"). Files are read as bytes, never loaded whole: memory is one
+// 256 KiB chunk plus the longest line. Every line item carries metadata "path" (or "path_base64") and "line"
+// (1-based).
 //
 // A word is a maximal run of ASCII letters, digits and apostrophes, with the apostrophes at either end
 // dropped, lowercased: "Don't" is "don't", "'tis" is "tis", "x86_64" is "x86" and "64". Other bytes,
@@ -363,25 +367,54 @@ class Words {
  public:
   static constexpr taskhive_param_decl parameters[] = {
       {"input", TASKHIVE_PARAM_STRING, 0, "auto",
-       "file (a file item: read it), text (a line item) or auto (a line if it has metadata line)"}};
+       "file (a file item: read it), text (a line item) or auto (a line if it has metadata line)"},
+      {"batch", TASKHIVE_PARAM_BOOL, 0, "true",
+       "true: the words of a line item, or of each 256 KiB chunk of a file, in one item, one word per line; "
+       "false: an item per word"}};
 
-  explicit Words(const plugin::Params& params) : input_(parse_input(params)) {}
+  explicit Words(const plugin::Params& params)
+      : input_(parse_input(params)), batch_(params.get_or("batch", "true") == "true") {}
 
   void process(const plugin::Item& in, plugin::Emitter& emit) {
     if (!is_file(input_, in)) {
-      for_each_word(in.text(), word_, [&](const std::string& w) { emit(w, in.metadata()); });
+      batch_words_.clear();
+      for_each_word(in.text(), word_, [&](const std::string& w) { add(w, emit, in.metadata()); });
+      if (!batch_words_.empty()) emit(batch_words_, in.metadata());
       return;
     }
+    // Batched, a chunk's words are one item: an item per word would cost the host a copy and a slot in the
+    // file's message each, some 150 bytes a word, where the words themselves take a few.
     const FileRef file = file_of(in);
-    for_each_line(file.raw, buffer_, [&](std::string_view line, std::uint64_t number) {
-      for_each_word(line, word_, [&](const std::string& w) { emit_line(emit, w, file, number); });
+    std::uint64_t number = 0;
+    for_each_block(file.raw, buffer_, [&](std::string_view block) {
+      batch_words_.clear();
+      const std::uint64_t first = number + 1;
+      while (!block.empty()) {
+        const std::size_t nl = block.find('\n');
+        ++number;
+        for_each_word(block.substr(0, nl), word_, [&](const std::string& w) {
+          if (batch_) return add(w, emit, {nullptr, 0});
+          emit_line(emit, w, file, number);
+        });
+        block.remove_prefix(nl == std::string_view::npos ? block.size() : nl + 1);
+      }
+      if (!batch_words_.empty()) emit_line(emit, batch_words_, file, first);
     });
   }
 
  private:
+  // Batched: appends the word to the item being built; else emits it at once.
+  void add(const std::string& word, plugin::Emitter& emit, const plugin::KeyValues& meta) {
+    if (!batch_) return emit(word, meta);
+    if (!batch_words_.empty()) batch_words_ += '\n';
+    batch_words_ += word;
+  }
+
   Input input_;
+  bool batch_;
   std::string buffer_;
   std::string word_;
+  std::string batch_words_;
 };
 
 // An output file, or stdout for "-". Buffered; errors surface at flush and close.

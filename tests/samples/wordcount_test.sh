@@ -3,7 +3,8 @@
 # in Python from the documented definition (runs of ASCII letters, digits and apostrophes, apostrophes at
 # the ends dropped, lowercased; most frequent first, ties in byte order). The tree has mixed case,
 # apostrophes ("don't", "'quoted'", a lone "'"), digits, punctuation, non-ASCII bytes, CRLF, an empty file,
-# a last line without a newline, and many ties; n = 20 (the default), 5 and 0 (all words).
+# a last line without a newline, and many ties; n = 20 (the default), 5 and 0 (all words). Also text.lines
+# then text.words on line items, an item per word.
 #   wordcount_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
 taskhive="$1"
@@ -64,6 +65,20 @@ for n in 20 5 0; do
     { diff "$work/want.$n" "$work/got.$n" | head -20 >&2; fail "n=$n: differs from the reference"; }
   echo "ok: n=$n ($(wc -l <"$work/want.$n") words)"
 done
+
+# The same through text.lines and text.words on line items, an item per word (batch: false).
+cat >"$work/lines.yaml" <<YAML
+plugins: {dirs: ["$work/plugins"]}
+pipeline:
+  source: {name: files, uses: fs.walk, params: {root: "$root"}}
+  stages:
+    - {name: lines, uses: text.lines, concurrency: unlimited}
+    - {name: words, uses: text.words, params: {batch: false}, concurrency: unlimited}
+  sink: {name: top, uses: text.wordcount, params: {path: "$work/lines.out"}}
+YAML
+"$taskhive" run "$work/lines.yaml" 2>"$work/err" || { cat "$work/err" >&2; fail "lines.yaml: run failed"; }
+cmp -s "$work/want.20" "$work/lines.out" || fail "text.lines -> text.words (batch: false) differs"
+echo "ok: text.lines then text.words, an item per word"
 
 # Stdout by default.
 "$taskhive" run "$configs/wordcount.yaml" --var plugin_dir="$work/plugins" --var root="$root" --var n=5 \
