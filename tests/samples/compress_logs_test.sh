@@ -3,8 +3,8 @@
 # OUT_DIR/RELATIVE.log.zst, and `zstd -d` restores each byte for byte: nested directories, a name with
 # spaces, a name that is not UTF-8, an empty log, and a 6 MB log (many of zstd's input chunks; random bytes
 # and text). No temporary file is left behind; the report has one JSON line per log with its size and
-# compressed size; a second run over existing outputs replaces them; a level outside zstd's range is refused
-# at create() (exit 3).
+# compressed size; a second run over existing outputs replaces them; without root the whole path is kept; a
+# level outside zstd's range is refused at create() (exit 3).
 #   compress_logs_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
 taskhive="$1"
@@ -66,6 +66,21 @@ echo "ok: 5 logs compressed and restored"
 run --var level=19 >/dev/null || { cat "$work/err" >&2; fail "second run failed"; }
 verify
 echo "ok: a second run replaces the outputs"
+
+# Without root, the whole path is kept, made relative: OUT_DIR/ROOT-WITHOUT-LEADING-SLASH/app/app.log.zst.
+cat >"$work/noroot.yaml" <<YAML
+plugins: {dirs: ["$work/plugins"]}
+pipeline:
+  source: {name: logs, uses: fs.walk, params: {root: "$root/app", include: "app.log"}}
+  stages:
+    - {name: zstd, uses: compress.zstd, params: {out_dir: "$work/noroot"}}
+  sink: {name: report, uses: out.summary}
+YAML
+"$taskhive" run "$work/noroot.yaml" >/dev/null 2>"$work/err" ||
+  { cat "$work/err" >&2; fail "noroot: run failed"; }
+zstd -q -d -c "$work/noroot/${root#/}/app/app.log.zst" | cmp -s - "$root/app/app.log" ||
+  fail "without root: not at out_dir/${root#/}/app/app.log.zst"
+echo "ok: without root, the path is kept under out_dir"
 
 set +e
 run --var level=99 >/dev/null
