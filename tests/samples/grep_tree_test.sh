@@ -20,12 +20,7 @@ export LC_ALL=C
 mkdir -m 755 "$work/plugins"
 for p in fs text; do install -m 755 "$plugin_src/$p.so" "$work/plugins/"; done
 export XDG_CACHE_HOME="$work/cache"
-# Sanitizer builds: libre2, which text.so loads, has thread-local storage, allocated per thread on demand.
-# Up to GCC 13 the sanitizers' __tls_get_addr interceptor takes such a block at a 4096-byte offset of 16
-# for a pre-2.25 glibc header and reads garbage bounds from it, so LeakSanitizer's exit-time scan crashes
-# now and then ("Tracer caught signal 11", no leak found). Not intercepting it only stops scanning those
-# blocks, which can add leak reports but never hide one. Ignored by builds without ASan.
-export ASAN_OPTIONS="${ASAN_OPTIONS:+$ASAN_OPTIONS:}intercept_tls_get_addr=0"
+source "$(dirname "${BASH_SOURCE[0]}")/re2_sanitizer_workaround.sh"
 
 root="$work/tree"
 mkdir -p "$root/src/deep/er" "$root/docs" "$root/with space"
