@@ -38,26 +38,13 @@
 #include <taskhive/plugin.hpp>
 
 #include "bytes_text.hpp"
+#include "comma_list.hpp"
 
 namespace {
 
 namespace plugin = taskhive::plugin;
 using taskhive_samples::printable;
-
-// A comma-separated list, empty entries dropped: "*.log, *.txt" -> {"*.log", "*.txt"}.
-std::vector<std::string> split_patterns(std::string_view list) {
-  std::vector<std::string> out;
-  while (!list.empty()) {
-    const auto comma = list.find(',');
-    std::string_view part = list.substr(0, comma);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
-    if (!part.empty()) out.emplace_back(part);
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return out;
-}
+using taskhive_samples::split_comma_list;
 
 // Whether `relative` (the path below the root) or, for a pattern without '/', its last component matches.
 // A pattern without '/' names entries anywhere, as find -name does ("*.log", ".git"); one with '/' is
@@ -93,8 +80,8 @@ class Walk {
 
   explicit Walk(const plugin::Params& params)
       : root_(params.get_or("root", "")),
-        include_(split_patterns(params.get_or("include", ""))),
-        exclude_(split_patterns(params.get_or("exclude", ""))),
+        include_(split_comma_list(params.get_or("include", ""))),
+        exclude_(split_comma_list(params.get_or("exclude", ""))),
         follow_(params.get_or("follow_symlinks", "false") == "true"),
         max_depth_(std::stoll(params.get_or("max_depth", "-1"))) {
     if (root_.empty()) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "parameter \"root\" is required");

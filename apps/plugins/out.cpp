@@ -32,6 +32,7 @@
 #include <taskhive/plugin.hpp>
 
 #include "bytes_text.hpp"
+#include "comma_list.hpp"
 
 namespace {
 
@@ -39,23 +40,10 @@ namespace plugin = taskhive::plugin;
 using taskhive_samples::base64_decode;
 using taskhive_samples::base64_encode;
 using taskhive_samples::printable;
+using taskhive_samples::split_comma_list;
 using taskhive_samples::valid_utf8;
 
 constexpr std::size_t kFlushAt = 64 * 1024;
-
-std::vector<std::string> split_fields(std::string_view list) {
-  std::vector<std::string> out;
-  while (!list.empty()) {
-    const auto comma = list.find(',');
-    std::string_view part = list.substr(0, comma);
-    while (!part.empty() && part.front() == ' ') part.remove_prefix(1);
-    while (!part.empty() && part.back() == ' ') part.remove_suffix(1);
-    if (!part.empty()) out.emplace_back(part);
-    if (comma == std::string_view::npos) break;
-    list.remove_prefix(comma + 1);
-  }
-  return out;
-}
 
 // A file, stdout ("-") or stderr (""), written in blocks. Owns the descriptor only when it opened it.
 class Output {
@@ -117,7 +105,7 @@ class Jsonl {
        "comma-separated metadata keys, in output order; empty: all, in the item's order"}};
 
   explicit Jsonl(const plugin::Params& params)
-      : out_(params.get_or("path", "-")), fields_(split_fields(params.get_or("fields", ""))) {}
+      : out_(params.get_or("path", "-")), fields_(split_comma_list(params.get_or("fields", ""))) {}
 
   void process(const plugin::Item& in) {
     const auto meta = in.metadata();
@@ -161,7 +149,7 @@ class Csv {
 
   explicit Csv(const plugin::Params& params)
       : out_(params.get_or("path", "-")),
-        fields_(split_fields(params.get_or("fields", ""))),
+        fields_(split_comma_list(params.get_or("fields", ""))),
         header_(params.get_or("header", "true") == "true") {}
 
   void process(const plugin::Item& in) {
