@@ -4,17 +4,7 @@
 # publish fail and checks that the run exits 1, the failure is reported, and the clean-up still ran.
 #   build_workflow_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
-taskhive="$1"
-plugin_src="$2"
-configs="$3"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-mkdir -m 755 "$work/plugins"
-for p in fs hash text compress out; do install -m 755 "$plugin_src/$p.so" "$work/plugins/"; done
-export XDG_CACHE_HOME="$work/cache"
-source "$(dirname "${BASH_SOURCE[0]}")/re2_sanitizer_workaround.sh"  # the words task loads text.so
+source "$(dirname "${BASH_SOURCE[0]}")/sample_env.sh" "$@" -- fs hash text compress out
 
 mkdir -p "$work/src/logs" "$work/src/docs"
 printf 'the cat saw the dog\nthe end\n' >"$work/src/docs/a.txt"

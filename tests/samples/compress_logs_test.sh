@@ -7,18 +7,8 @@
 # level outside zstd's range is refused at create() (exit 3).
 #   compress_logs_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
-taskhive="$1"
-plugin_src="$2"
-configs="$3"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-export LC_ALL=C
+source "$(dirname "${BASH_SOURCE[0]}")/sample_env.sh" "$@" -- fs compress out
 command -v zstd >/dev/null || fail "zstd is not installed (scripts/setup installs it)"
-
-mkdir -m 755 "$work/plugins"
-for p in fs compress out; do install -m 755 "$plugin_src/$p.so" "$work/plugins/"; done
-export XDG_CACHE_HOME="$work/cache"
 
 root="$work/logs"
 out="$work/out"

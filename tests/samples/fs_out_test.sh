@@ -4,14 +4,7 @@
 # csv module, out.jsonl without fields, and fs.copy / fs.remove as workflow set-up and clean-up tasks.
 #   fs_out_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
-taskhive="$1"
-plugin_src="$2"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-mkdir -m 755 "$work/plugins"
-for p in fs hash out; do install -m 755 "$plugin_src/$p.so" "$work/plugins/"; done
-export XDG_CACHE_HOME="$work/cache"
+source "$(dirname "${BASH_SOURCE[0]}")/sample_env.sh" "$@" -- fs hash out
 
 root="$work/tree"
 mkdir -p "$root/src/deep/er" "$root/.git" "$root/logs"

@@ -19,17 +19,7 @@ if [ "$(id -u)" -eq 0 ] && [ -z "${HASH_TREE_TEST_REEXEC:-}" ] && command -v set
   fi
 fi
 
-taskhive="$1"
-plugin_src="$2"
-configs="$3"
-work="$(mktemp -d)"
-trap 'chmod -R u+rwx "$work" 2>/dev/null || true; rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-
-# A private plugin directory with only the plugins this config uses, so half-built others cannot interfere.
-mkdir -m 755 "$work/plugins"
-for p in fs hash out; do install -m 755 "$plugin_src/$p.so" "$work/plugins/"; done
-export XDG_CACHE_HOME="$work/cache"
+source "$(dirname "${BASH_SOURCE[0]}")/sample_env.sh" "$@" -- fs hash out
 
 root="$work/tree"
 mkdir -p "$root/a/b/c" "$root/-dir with space"

@@ -7,18 +7,7 @@
 # then text.words on line items, an item per word.
 #   wordcount_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
-taskhive="$1"
-plugin_src="$2"
-configs="$3"
-work="$(mktemp -d)"
-trap 'rm -rf "$work"' EXIT
-fail() { echo "FAIL: $*" >&2; exit 1; }
-export LC_ALL=C
-
-mkdir -m 755 "$work/plugins"
-for p in fs text; do install -m 755 "$plugin_src/$p.so" "$work/plugins/"; done
-export XDG_CACHE_HOME="$work/cache"
-source "$(dirname "${BASH_SOURCE[0]}")/re2_sanitizer_workaround.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/sample_env.sh" "$@" -- fs text
 
 root="$work/tree"
 mkdir -p "$root/a/b" "$root/c"
