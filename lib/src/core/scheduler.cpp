@@ -139,11 +139,12 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   record->fn = std::move(fn);
   record->name = std::move(options.name);
   record->core = this;
-  record->retry = options.retry;
   record->priority = options.priority;
   record->load = options.load;
-  if (options.on_final)
-    record->on_final = std::make_unique<FinalCallback>(FinalCallback{std::move(options.on_final), record});
+  if (options.retry.max_retries > 0 || options.group || options.on_final) {
+    record->extras = std::make_unique<TaskExtras>(
+        TaskExtras{options.retry, nullptr, std::move(options.on_final), std::weak_ptr<TaskRecord>(record)});
+  }
   const auto now = clock_->now();
   const auto now_count = to_ns(now);
   record->created_ns.store(now_count, std::memory_order_relaxed);
@@ -193,9 +194,9 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   if (exposed) flow_.in_flight.add(1);
   try {
     if (options.group) {
-      record->group = options.group->state();
-      if (!record->group->join(record)) {
-        record->group.reset();
+      record->extras->group = options.group->state();
+      if (!record->extras->group->join(record)) {
+        record->extras->group.reset();
         release_slot();
         finish(*record, TaskState::cancelled, nullptr,
                "its task group was cancelled before it was submitted");
@@ -234,13 +235,14 @@ TaskHandle SchedulerCore::reject(std::shared_ptr<TaskRecord> record, std::string
 }
 
 void SchedulerCore::notify_final(TaskRecord& record) noexcept {
-  if (!record.on_final) return;
+  if (!record.extras || !record.extras->on_final) return;
   // Moved out first: the callback often captures what owns this record's handle, and dropping it right after
   // the call breaks that cycle.
-  const auto callback = std::move(record.on_final);
+  const auto callback = std::move(record.extras->on_final);
+  record.extras->on_final = nullptr;
   try {
     // Whoever finishes a task holds a reference to its record, so the weak one still locks.
-    callback->fn(TaskHandle(callback->record.lock()));
+    callback(TaskHandle(record.extras->self.lock()));
   } catch (...) {
     logger()->error("task '{}': its on_final callback threw: {}", record.name,
                     describe(std::current_exception()));
@@ -407,7 +409,7 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
     finish(*record, TaskState::timed_out, error);
   } else if (stop_requested(*record)) {
     finish(*record, TaskState::cancelled, error);
-  } else if (record->attempts.load(std::memory_order_relaxed) <= record->retry.max_retries &&
+  } else if (record->attempts.load(std::memory_order_relaxed) <= record->max_retries() &&
              !cancelling_.load(std::memory_order_acquire)) {
     schedule_retry(record, error);
   } else {
@@ -420,7 +422,7 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
 void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
                                    std::exception_ptr error) noexcept {
   const auto attempt = record->attempts.load(std::memory_order_relaxed);
-  const auto delay = record->retry.delay(attempt - 1, uniform01());
+  const auto delay = record->extras->retry.delay(attempt - 1, uniform01());  // retries imply extras
   logger()->debug("task '{}' failed attempt {} ({}); retrying in {} ms", record->name, attempt,
                   describe(error), std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
   counters_.add(Event::retried);
@@ -486,7 +488,8 @@ bool SchedulerCore::deadline_passed(const TaskRecord& record) const noexcept {
 
 bool SchedulerCore::stop_requested(const TaskRecord& record) const noexcept {
   if (record.stop.load(std::memory_order_seq_cst) != StopReason::none) return true;
-  if (record.group && record.group->cancelled.load(std::memory_order_acquire)) return true;
+  if (const auto* group = record.group(); group && group->cancelled.load(std::memory_order_acquire))
+    return true;
   if (record.cancel_epoch < cancel_epoch_.load(std::memory_order_acquire)) return true;
   return deadline_passed(record);
 }
@@ -633,7 +636,7 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
     default:
       break;
   }
-  if (record.group) record.group->leave();
+  if (auto* group = record.group()) group->leave();
   publish_final(record, final_state);
   notify_final(record);
   // Last: once the in-flight count reaches 0 the scheduler may be destroyed.

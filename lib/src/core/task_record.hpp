@@ -29,10 +29,15 @@ struct Failure {
   std::exception_ptr exception;
 };
 
-/// A task's TaskOptions::on_final and a weak reference to its record, kept apart from the record.
-struct FinalCallback {
-  std::function<void(const TaskHandle&)> fn;
-  std::weak_ptr<TaskRecord> record;
+/// What few tasks have: a retry policy, a group, an on_final callback. Kept out of line, allocated only for a
+/// task that has one of them, so a plain queued task pays one pointer for all three instead of 64 bytes
+/// (RetryPolicy alone is 40). Written before the task is published; after that only the finisher touches
+/// on_final, and `group` is only read.
+struct TaskExtras {
+  RetryPolicy retry;
+  std::shared_ptr<GroupState> group;
+  std::function<void(const TaskHandle&)> on_final;
+  std::weak_ptr<TaskRecord> self;  // for the handle on_final is called with; weak, or the record owns itself
 };
 
 /// Timestamps are nanoseconds on the scheduler's clock, 0 meaning "not yet" (clocks never read 0).
@@ -47,9 +52,7 @@ struct TaskRecord {
 
   Function fn;
   std::string name;
-  std::shared_ptr<GroupState> group;
   SchedulerCore* core = nullptr;  // for the running task's polls: the scheduler outlives every run
-  RetryPolicy retry;
   Clock::time_point deadline = Clock::time_point::max();
   std::atomic<std::int64_t> created_ns{0}, queued_ns{0}, started_ns{0}, finished_ns{0};
   std::uint64_t cancel_epoch = 0;  // the scheduler's cancel_all() epoch when submitted
@@ -61,11 +64,11 @@ struct TaskRecord {
   std::atomic<StopReason> stop{StopReason::none};
   std::atomic<bool> has_waiters{false};
   std::atomic<TimerId> deadline_timer{0};
-  std::unique_ptr<Failure> failure;  // written before the final state is published, read after
-  // TaskOptions::on_final, called and dropped by the finisher. Out of line, with the record's own weak
-  // reference (to make the handle it is called with): few tasks have one, and inline the function and an
-  // enable_shared_from_this base would cost every queued task 48 bytes instead of this pointer's 8.
-  std::unique_ptr<FinalCallback> on_final;
+  std::unique_ptr<Failure> failure;    // written before the final state is published, read after
+  std::unique_ptr<TaskExtras> extras;  // null for a task with no retries, group or on_final
+
+  std::int32_t max_retries() const noexcept { return extras ? extras->retry.max_retries : 0; }
+  GroupState* group() const noexcept { return extras ? extras->group.get() : nullptr; }
 
   bool transition(TaskState from, TaskState to) noexcept {
     return state.compare_exchange_strong(from, to, std::memory_order_acq_rel);
