@@ -278,7 +278,8 @@ class PipelineState {
     void* self = std::get<void*>(instance);
     std::vector<Item> emitted;
     taskhive_error error{};
-    const auto began = SteadyClock::now();
+    const auto limit = *stage.config->timeout;
+    const auto began = limit.count() > 0 ? SteadyClock::now() : SteadyClock::time_point{};
     if (item) {
       ItemView view(*item);
       code = stage.kind->process(self, &view.view, stage.kind->type == TASKHIVE_KIND_SINK ? nullptr : collect,
@@ -286,10 +287,12 @@ class PipelineState {
     } else {
       code = stage.kind->process(self, nullptr, collect, &emitted, &error);
     }
-    const auto took = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - began);
+    // Read only for a stage with a timeout: two clock reads a call are a few percent of a cheap stage.
+    const auto took = limit.count() > 0
+                          ? std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - began)
+                          : std::chrono::milliseconds::zero();
     stage.release(self);
     if (code != TASKHIVE_OK && code != TASKHIVE_END) return message_of(error, code);
-    const auto limit = *stage.config->timeout;
     if (limit.count() > 0 && took > limit)
       return fmt::format("timed out: the call took {}, over its timeout of {}", format_duration(took),
                          format_duration(limit));
@@ -436,25 +439,35 @@ class PipelineState {
     for (auto& stage_ptr : stages_) {
       StageRuntime& stage = *stage_ptr;
       if (stage.kind->type != TASKHIVE_KIND_TRANSFORM) continue;
-      auto& queue = queues.emplace_back(std::make_unique<flow::queue_node<BatchPtr>>(graph));
-      auto& limiter = limiters.emplace_back(
-          std::make_unique<flow::limiter_node<BatchPtr, int>>(graph, *stage.config->max_in_flight));
+      // A stage whose max_in_flight is the pipeline's bound cannot fill up before the in-flight limiter
+      // does (which counts every item in the pipeline), so its own queue and limiter would only cost each
+      // item two more hand-offs (about a tenth of grep-tree's time): they exist only where they can bind.
+      flow::limiter_node<BatchPtr, int>* limiter_ptr = nullptr;
+      if (*stage.config->max_in_flight < bound) {
+        queues.push_back(std::make_unique<flow::queue_node<BatchPtr>>(graph));
+        limiters.push_back(
+            std::make_unique<flow::limiter_node<BatchPtr, int>>(graph, *stage.config->max_in_flight));
+        limiter_ptr = limiters.back().get();
+      }
       const std::size_t concurrency = *stage.config->concurrency == unlimited_concurrency
                                           ? std::size_t{flow::unlimited}
                                           : *stage.config->concurrency;
-      auto* limiter_ptr = limiter.get();
       auto& node = nodes.emplace_back(std::make_unique<StageNode>(
           graph, concurrency,
           [this, &stage, limiter_ptr](const BatchPtr& batch, StageNode::output_ports_type& ports) {
             if (!transform(stage, batch)) return;  // parked for a retry, still inside the stage
             std::get<0>(ports).try_put(batch);
-            limiter_ptr->decrementer().try_put(1);
+            if (limiter_ptr) limiter_ptr->decrementer().try_put(1);
           },
           static_cast<flow::node_priority_t>(std::max(0, *stage.config->priority))));
       stage.node = node.get();
-      flow::make_edge(*tail, *queue);
-      flow::make_edge(*queue, *limiter);
-      flow::make_edge(*limiter, *node);
+      if (limiter_ptr) {
+        flow::make_edge(*tail, *queues.back());
+        flow::make_edge(*queues.back(), *limiter_ptr);
+        flow::make_edge(*limiter_ptr, *node);
+      } else {
+        flow::make_edge(*tail, *node);
+      }
       tail = &flow::output_port<0>(*node);
     }
 
