@@ -10,7 +10,8 @@
 //
 //   transform "lines":      one item per line of the file an item names
 //   transform "grep":       the lines matching an RE2 pattern: of a file item (read in 256 KiB chunks), or
-//                           line items passed through when they match
+//                           line items passed through when they match. A pattern of plain word characters,
+//                           or a fixed one, is searched with memmem, RE2 being needed only for the others
 //   transform "words":      the lowercase words of a line item or of a file item's lines (see `batch`)
 //   sink "wordcount":       the N most frequent words, as "COUNT WORD" lines, to a file or stdout
 //   sink "write":           each item's bytes and a newline, to a file or stdout
