@@ -1,0 +1,134 @@
+// text.grep through the C ABI, the way the pipeline host calls it, on what an end-to-end run cannot set up on
+// purpose: a file item whose "size" (fs.walk's, from before the read) is wrong because the file grew or
+// shrank since, and the two search paths (memmem for a plain word, RE2 otherwise) agreeing line for line.
+#include <catch2/catch.hpp>
+
+#include <cstdint>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <sstream>
+#include <string>
+#include <vector>
+
+#include <taskhive/plugin_abi.h>
+#include <taskhive/loader.hpp>
+
+#include "plugins/temp_dir.hpp"
+
+namespace fs = std::filesystem;
+
+namespace {
+
+// The grep-format output of one process() call: every "PATH:LINE:TEXT" line of every emitted item, in order.
+struct Lines {
+  std::vector<std::string> lines;
+
+  static int32_t emit(void* self, const taskhive_item* item) {
+    std::istringstream text(std::string(reinterpret_cast<const char*>(item->data), item->size));
+    for (std::string line; std::getline(text, line);) static_cast<Lines*>(self)->lines.push_back(line);
+    return TASKHIVE_OK;
+  }
+};
+
+class Grep {
+ public:
+  Grep(const taskhive_stage_kind& kind, const std::string& pattern) : kind_(kind) {
+    const taskhive_kv params[] = {{"pattern", pattern.c_str()}, {"format", "grep"}};
+    taskhive_error error{};
+    REQUIRE(kind_.create(params, 2, &instance_, &error) == TASKHIVE_OK);
+  }
+  ~Grep() { kind_.destroy(instance_); }
+  Grep(const Grep&) = delete;
+  Grep& operator=(const Grep&) = delete;
+
+  // Greps `path` as a file item, with metadata "size" = `size` when given.
+  std::vector<std::string> run(const std::string& path, const char* size = nullptr) {
+    const taskhive_kv metadata[] = {{"path", path.c_str()}, {"size", size}};
+    const taskhive_item item{reinterpret_cast<const uint8_t*>(path.data()), path.size(), metadata,
+                             size ? 2u : 1u};
+    Lines out;
+    taskhive_error error{};
+    REQUIRE(kind_.process(instance_, &item, &Lines::emit, &out, &error) == TASKHIVE_OK);
+    return out.lines;
+  }
+
+ private:
+  const taskhive_stage_kind& kind_;
+  void* instance_ = nullptr;
+};
+
+// What grep -n prints for `pattern` taken literally: the reference the plugin is held to.
+std::vector<std::string> reference(const std::string& path, const std::string& content,
+                                   const std::string& word) {
+  std::vector<std::string> lines;
+  std::istringstream text(content);
+  int number = 0;
+  for (std::string line; std::getline(text, line);) {
+    ++number;
+    if (line.find(word) != std::string::npos)
+      lines.push_back(path + ":" + std::to_string(number) + ":" + line);
+  }
+  return lines;
+}
+
+// Lines of every length from 0 to 40, so that the newline count runs over every alignment of its eight-byte
+// steps; "needle" on every 7th line, at varying offsets.
+std::string sample_text(int lines) {
+  std::string text;
+  for (int i = 0; i < lines; ++i) {
+    std::string line(static_cast<std::size_t>(i % 41), 'a' + i % 26);
+    if (i % 7 == 3) line.insert(line.size() / 2, "needle");
+    text += line + '\n';
+  }
+  return text;
+}
+
+void write_file(const fs::path& path, const std::string& content) {
+  std::ofstream(path, std::ios::binary) << content;
+}
+
+}  // namespace
+
+TEST_CASE("text.grep reads a file to its end whatever size the walk saw", "[samples][text]") {
+  taskhive::test::TempDir dir;
+  taskhive::test::install(fs::path(TASKHIVE_SAMPLE_PLUGIN_DIR) / "text.so", dir / "text.so");
+  auto registry = taskhive::load_plugins({.dirs = {dir.path()}});
+  INFO(registry.error());
+  REQUIRE(registry);
+  const taskhive_plugin_descriptor* descriptor = registry->descriptor("text");
+  REQUIRE(descriptor != nullptr);
+  const taskhive_stage_kind* kind = nullptr;
+  for (std::size_t i = 0; i < descriptor->kind_count; ++i)
+    if (std::string(descriptor->kinds[i].name) == "grep") kind = &descriptor->kinds[i];
+  REQUIRE(kind != nullptr);
+
+  const std::string path = (dir / "sample.txt").string();
+  // Small (one read) and over text.grep's 256 KiB chunk (several reads, the last one short).
+  const int line_count = GENERATE(200, 30000);
+  const std::string content = sample_text(line_count);
+  write_file(path, content);
+  const auto want = reference(path, content, "needle");
+  REQUIRE(want.size() > 10);
+  const std::string size = std::to_string(content.size());
+
+  Grep plain(*kind, "needle");    // a plain word: memmem
+  Grep regex(*kind, "need[l]e");  // the same lines through RE2
+  SECTION("the size the file has") {
+    CHECK(plain.run(path, size.c_str()) == want);
+    CHECK(regex.run(path, size.c_str()) == want);
+  }
+  SECTION("no size, or one that is not a number") {
+    CHECK(plain.run(path) == want);
+    CHECK(plain.run(path, "12x") == want);
+  }
+  SECTION("the file grew after the walk: read to its current end") {
+    CHECK(plain.run(path, "10") == want);
+    CHECK(regex.run(path, "0") == want);
+  }
+  SECTION("the file shrank after the walk: read to its end, no error") {
+    const std::string larger = std::to_string(content.size() * 2 + 1);
+    CHECK(plain.run(path, larger.c_str()) == want);
+    CHECK(regex.run(path, larger.c_str()) == want);
+  }
+}
