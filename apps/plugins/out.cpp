@@ -1,11 +1,12 @@
 // out: the output sample plugin (issue 6).
-//   sink "jsonl":    one JSON object per item, its metadata as string fields
+//   sink "jsonl":    one JSON object per item, its metadata as string fields (the keys named in `numbers` as
+//                    JSON numbers when they hold a decimal integer)
 //   sink "csv":      one RFC 4180 row per item, with a header row
 //   sink "summary":  counts items and their total "size"; one line at the end
 //
 // @code
 //   sink:
-//     - {name: out, uses: out.jsonl, params: {path: "${out:--}", fields: "path,size,sha256"}}
+//     - {name: out, uses: out.jsonl, params: {path: "${out:--}", fields: "path,size,sha256", numbers: size}}
 //     - {name: table, uses: out.csv, params: {path: hashes.csv, fields: "path,sha256"}}
 //     - {name: total, uses: out.summary}
 // @endcode
@@ -20,12 +21,16 @@
 #include <fcntl.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
+#include <optional>
 #include <stdexcept>
 #include <string>
+#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -102,16 +107,23 @@ class Jsonl {
   static constexpr taskhive_param_decl parameters[] = {
       {"path", TASKHIVE_PARAM_STRING, 0, "-", "the file to write; \"-\" is stdout"},
       {"fields", TASKHIVE_PARAM_STRING, 0, "",
-       "comma-separated metadata keys, in output order; empty: all, in the item's order"}};
+       "comma-separated metadata keys, in output order; empty: all, in the item's order"},
+      {"numbers", TASKHIVE_PARAM_STRING, 0, "",
+       "comma-separated keys written as JSON numbers when their value is a decimal integer (say size), so "
+       "that jq and other readers compare them as numbers; any other value stays a string"}};
 
   explicit Jsonl(const plugin::Params& params)
-      : out_(params.get_or("path", "-")), fields_(split_comma_list(params.get_or("fields", ""))) {}
+      : out_(params.get_or("path", "-")),
+        fields_(split_comma_list(params.get_or("fields", ""))),
+        numbers_(split_comma_list(params.get_or("numbers", ""))) {}
 
   void process(const plugin::Item& in) {
     const auto meta = in.metadata();
     nlohmann::ordered_json line = nlohmann::ordered_json::object();
-    auto put = [&line](const std::string& key, std::string_view value) {
-      if (valid_utf8(value))
+    auto put = [&](const std::string& key, std::string_view value) {
+      if (const auto number = as_number(key, value))
+        std::visit([&](auto n) { line[key] = n; }, *number);
+      else if (valid_utf8(value))
         line[key] = value;
       else
         line[key + "_base64"] = base64_encode(value);
@@ -135,8 +147,32 @@ class Jsonl {
   void finish() { out_.flush(); }
 
  private:
+  // `value` as a number if `key` is one of `numbers` and the value is an integer written the canonical way
+  // ("0", "42", "-7"; not "007", "+1", "1e3" or one past 64 bits), which a JSON reader gives back unchanged.
+  std::optional<std::variant<std::int64_t, std::uint64_t>> as_number(const std::string& key,
+                                                                     std::string_view value) const {
+    if (std::find(numbers_.begin(), numbers_.end(), key) == numbers_.end() || value.empty())
+      return std::nullopt;
+    const bool negative = value.front() == '-';
+    const std::string_view digits = negative ? value.substr(1) : value;
+    if (digits.empty() || (digits.front() == '0' && digits.size() > 1) || (negative && digits == "0"))
+      return std::nullopt;
+    const char* const end = value.data() + value.size();
+    if (negative) {
+      std::int64_t n = 0;
+      const auto [stop, error] = std::from_chars(value.data(), end, n);
+      if (error != std::errc() || stop != end) return std::nullopt;
+      return n;
+    }
+    std::uint64_t n = 0;
+    const auto [stop, error] = std::from_chars(value.data(), end, n);
+    if (error != std::errc() || stop != end) return std::nullopt;
+    return n;
+  }
+
   Output out_;
   std::vector<std::string> fields_;
+  std::vector<std::string> numbers_;
 };
 
 class Csv {

@@ -46,8 +46,8 @@ def raw(r, key):
     return r[key].encode() if key in r else base64.b64decode(r[key + "_base64"])
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    assert int(r["size"]) == os.path.getsize(raw(r, "path")), r
-    assert int(r["compressed_size"]) == os.path.getsize(raw(r, "output")), r
+    assert r["size"] == os.path.getsize(raw(r, "path")), r   # JSON numbers (numbers: size,compressed_size)
+    assert r["compressed_size"] == os.path.getsize(raw(r, "output")), r
     assert raw(r, "output").endswith(b".log.zst"), r
 PY
 echo "ok: 5 logs compressed and restored"

@@ -96,7 +96,7 @@ want = {}
 with open(ref_path, "rb") as f:
     for rec in f.read().split(b"\0")[:-1]:
         digest, path = rec[:64].decode(), rec[66:]     # "HASH  NAME" (or "HASH *NAME"), unescaped with -z
-        want[path] = (str(os.lstat(path).st_size), digest)
+        want[path] = (os.lstat(path).st_size, digest)   # size a JSON number: numbers: size
 
 if got != want:
     for p in sorted(set(got) | set(want)):
@@ -110,7 +110,7 @@ for must in [b"new\nline", b"bad\xff\xfename", b"latin1-caf\xe9", b"back\\slash"
     assert must in names, f"{must!r} missing"
 for never in [b"link-to-file", b"link-to-dir/b/c/random.bin", b"fifo", b"dangling"]:
     assert never not in names, f"{never!r} must not be listed (symlink or FIFO)"
-assert got[root + b"/big.sparse"][0] == str(1100 * 1024 * 1024)
+assert got[root + b"/big.sparse"][0] == 1100 * 1024 * 1024
 print(f"hash-tree: {len(got)} files match sha256sum")
 PY
 

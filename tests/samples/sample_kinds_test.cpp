@@ -1,6 +1,8 @@
-// text.grep through the C ABI, the way the pipeline host calls it, on what an end-to-end run cannot set up on
-// purpose: a file item whose "size" (fs.walk's, from before the read) is wrong because the file grew or
-// shrank since, and the two search paths (memmem for a plain word, RE2 otherwise) agreeing line for line.
+// Sample plugin kinds through the C ABI, the way the pipeline host calls them, on what an end-to-end run
+// cannot set up on purpose:
+// - text.grep on a file item whose "size" (fs.walk's, from before the read) is wrong because the file grew or
+//   shrank since, and its two search paths (memmem for a plain word, RE2 otherwise) agreeing line for line;
+// - out.jsonl's `numbers` on values that are and are not canonical decimal integers.
 #include <catch2/catch.hpp>
 
 #include <cstdint>
@@ -12,6 +14,7 @@
 #include <vector>
 
 #include <taskhive/plugin_abi.h>
+#include <nlohmann/json.hpp>
 #include <taskhive/loader.hpp>
 
 #include "plugins/temp_dir.hpp"
@@ -19,6 +22,31 @@
 namespace fs = std::filesystem;
 
 namespace {
+
+// One kind of one sample plugin, loaded from a private copy (the loader refuses group-writable files).
+class SampleKind {
+ public:
+  SampleKind(const std::string& plugin, const std::string& kind) {
+    taskhive::test::install(fs::path(TASKHIVE_SAMPLE_PLUGIN_DIR) / (plugin + ".so"), dir_ / (plugin + ".so"));
+    auto registry = taskhive::load_plugins({.dirs = {dir_.path()}});
+    INFO(registry.error());
+    REQUIRE(registry);
+    registry_ = std::move(registry).value();
+    const taskhive_plugin_descriptor* descriptor = registry_.descriptor(plugin);
+    REQUIRE(descriptor != nullptr);
+    for (std::size_t i = 0; i < descriptor->kind_count; ++i)
+      if (descriptor->kinds[i].name == kind) kind_ = &descriptor->kinds[i];
+    REQUIRE(kind_ != nullptr);
+  }
+  const taskhive_stage_kind& operator*() const { return *kind_; }
+  const taskhive_stage_kind* operator->() const { return kind_; }
+  const taskhive::test::TempDir& dir() const { return dir_; }
+
+ private:
+  taskhive::test::TempDir dir_;
+  taskhive::PluginRegistry registry_;
+  const taskhive_stage_kind* kind_ = nullptr;
+};
 
 // The grep-format output of one process() call: every "PATH:LINE:TEXT" line of every emitted item, in order.
 struct Lines {
@@ -91,19 +119,8 @@ void write_file(const fs::path& path, const std::string& content) {
 }  // namespace
 
 TEST_CASE("text.grep reads a file to its end whatever size the walk saw", "[samples][text]") {
-  taskhive::test::TempDir dir;
-  taskhive::test::install(fs::path(TASKHIVE_SAMPLE_PLUGIN_DIR) / "text.so", dir / "text.so");
-  auto registry = taskhive::load_plugins({.dirs = {dir.path()}});
-  INFO(registry.error());
-  REQUIRE(registry);
-  const taskhive_plugin_descriptor* descriptor = registry->descriptor("text");
-  REQUIRE(descriptor != nullptr);
-  const taskhive_stage_kind* kind = nullptr;
-  for (std::size_t i = 0; i < descriptor->kind_count; ++i)
-    if (std::string(descriptor->kinds[i].name) == "grep") kind = &descriptor->kinds[i];
-  REQUIRE(kind != nullptr);
-
-  const std::string path = (dir / "sample.txt").string();
+  const SampleKind kind("text", "grep");
+  const std::string path = (kind.dir() / "sample.txt").string();
   // Small (one read) and over text.grep's 256 KiB chunk (several reads, the last one short).
   const int line_count = GENERATE(200, 30000);
   const std::string content = sample_text(line_count);
@@ -131,4 +148,38 @@ TEST_CASE("text.grep reads a file to its end whatever size the walk saw", "[samp
     CHECK(plain.run(path, larger.c_str()) == want);
     CHECK(regex.run(path, larger.c_str()) == want);
   }
+}
+
+TEST_CASE("out.jsonl writes the keys in numbers as JSON numbers only when they are decimal integers",
+          "[samples][out]") {
+  const SampleKind kind("out", "jsonl");
+  const std::string path = (kind.dir() / "out.jsonl").string();
+  const taskhive_kv params[] = {{"path", path.c_str()}, {"numbers", "n, m"}};
+  void* instance = nullptr;
+  taskhive_error error{};
+  REQUIRE(kind->create(params, 2, &instance, &error) == TASKHIVE_OK);
+  const std::vector<std::string> values = {
+      "0",  "42", "-7",  "18446744073709551615", "18446744073709551616", "007", "+1", "1e3",
+      "-0", "",   "12 ", "-9223372036854775809"};
+  for (const auto& value : values) {
+    const taskhive_kv metadata[] = {{"n", value.c_str()}, {"other", "5"}};
+    const taskhive_item item{nullptr, 0, metadata, 2};
+    REQUIRE(kind->process(instance, &item, nullptr, nullptr, &error) == TASKHIVE_OK);
+  }
+  REQUIRE(kind->finish(instance, &error) == TASKHIVE_OK);
+  kind->destroy(instance);
+
+  std::ifstream in(path);
+  std::vector<nlohmann::json> lines;
+  for (std::string line; std::getline(in, line);) lines.push_back(nlohmann::json::parse(line));
+  REQUIRE(lines.size() == values.size());
+  CHECK(lines[0]["n"] == 0);
+  CHECK(lines[1]["n"] == 42);
+  CHECK(lines[2]["n"] == -7);
+  CHECK(lines[3]["n"] == 18446744073709551615ULL);
+  for (std::size_t i = 4; i < values.size(); ++i) {  // not canonical, or past 64 bits: the string as it was
+    INFO(values[i]);
+    CHECK(lines[i]["n"] == values[i]);
+  }
+  for (const auto& line : lines) CHECK(line["other"] == "5");  // not in numbers: a string, as before
 }
