@@ -30,7 +30,6 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
-#include <variant>
 #include <vector>
 
 #include <nlohmann/json.hpp>
@@ -109,8 +108,10 @@ class Jsonl {
       {"fields", TASKHIVE_PARAM_STRING, 0, "",
        "comma-separated metadata keys, in output order; empty: all, in the item's order"},
       {"numbers", TASKHIVE_PARAM_STRING, 0, "",
-       "comma-separated keys written as JSON numbers when their value is a decimal integer (say size), so "
-       "that jq and other readers compare them as numbers; any other value stays a string"}};
+       "comma-separated keys written as JSON numbers when their value is a decimal integer of at most 2^53 - "
+       "1 "
+       "in magnitude (say size), so that jq and other readers compare them as numbers; any other value stays "
+       "a string"}};
 
   explicit Jsonl(const plugin::Params& params)
       : out_(params.get_or("path", "-")),
@@ -122,7 +123,7 @@ class Jsonl {
     nlohmann::ordered_json line = nlohmann::ordered_json::object();
     auto put = [&](const std::string& key, std::string_view value) {
       if (const auto number = as_number(key, value))
-        std::visit([&](auto n) { line[key] = n; }, *number);
+        line[key] = *number;
       else if (valid_utf8(value))
         line[key] = value;
       else
@@ -148,25 +149,20 @@ class Jsonl {
 
  private:
   // `value` as a number if `key` is one of `numbers` and the value is an integer written the canonical way
-  // ("0", "42", "-7"; not "007", "+1", "1e3" or one past 64 bits), which a JSON reader gives back unchanged.
-  std::optional<std::variant<std::int64_t, std::uint64_t>> as_number(const std::string& key,
-                                                                     std::string_view value) const {
+  // ("0", "42", "-7"; not "007", "+1" or "1e3") within +-(2^53 - 1): readers that hold numbers as doubles
+  // (jq 1.6, JavaScript) give those back unchanged, and RFC 8259 calls that range interoperable.
+  std::optional<std::int64_t> as_number(const std::string& key, std::string_view value) const {
+    constexpr std::int64_t kExact = (std::int64_t{1} << 53) - 1;
     if (std::find(numbers_.begin(), numbers_.end(), key) == numbers_.end() || value.empty())
       return std::nullopt;
     const bool negative = value.front() == '-';
     const std::string_view digits = negative ? value.substr(1) : value;
     if (digits.empty() || (digits.front() == '0' && digits.size() > 1) || (negative && digits == "0"))
       return std::nullopt;
+    std::int64_t n = 0;
     const char* const end = value.data() + value.size();
-    if (negative) {
-      std::int64_t n = 0;
-      const auto [stop, error] = std::from_chars(value.data(), end, n);
-      if (error != std::errc() || stop != end) return std::nullopt;
-      return n;
-    }
-    std::uint64_t n = 0;
     const auto [stop, error] = std::from_chars(value.data(), end, n);
-    if (error != std::errc() || stop != end) return std::nullopt;
+    if (error != std::errc() || stop != end || n > kExact || n < -kExact) return std::nullopt;
     return n;
   }
 

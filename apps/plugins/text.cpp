@@ -169,11 +169,12 @@ class ReadFd {
 // Calls on_block(block) with the whole file in order, cut after a '\n': every block but the last ends with
 // one, so blocks hold whole lines. `buffer` is reused across files; a line longer than a chunk grows it.
 //
-// With the size the walk saw, a read that comes back short once that many bytes are in is taken as the end of
-// the file, as GNU grep does with fstat's size: a regular file's read is short only at its end, so this saves
-// the read that would return 0, one system call in four for a small file. Nothing is lost either way: a file
-// that grew since the walk is read to its current end (the short read), and one that shrank or a read cut
-// short before `size_hint` bytes goes on to the read that returns 0.
+// With the size the walk saw, a read that comes back short exactly at that size is taken as the end of the
+// file, as GNU grep stops at fstat's size: on a local file system a regular file's read is short only at its
+// end, so this saves the read that would return 0, one system call in four for a small file. Only exactly
+// there: a file that grew or shrank since the walk reads on to the read that returns 0, and so do files whose
+// reads are short before their end (network and FUSE file systems) unless one happens to stop at that very
+// size. A size of 0 is no hint: /proc files say 0 and come a page per read.
 template <class OnBlock>
 void for_each_block(const FileRef& file_ref, std::string& buffer, OnBlock&& on_block) {
   if (buffer.size() > 4 * kChunk) std::string().swap(buffer);  // the last file's long line: not kept for ever
@@ -190,7 +191,7 @@ void for_each_block(const FileRef& file_ref, std::string& buffer, OnBlock&& on_b
       if (kept > 0) on_block(std::string_view(buffer.data(), kept));
       return;
     }
-    at_end = n < wanted && file_ref.size_hint && total >= *file_ref.size_hint;
+    at_end = n < wanted && file_ref.size_hint.value_or(0) > 0 && total == *file_ref.size_hint;
     const std::size_t end = kept + n;
     const void* last_nl = ::memrchr(buffer.data() + kept, '\n', n);
     if (!last_nl) {

@@ -1,7 +1,8 @@
 // Sample plugin kinds through the C ABI, the way the pipeline host calls them, on what an end-to-end run
 // cannot set up on purpose:
 // - text.grep on a file item whose "size" (fs.walk's, from before the read) is wrong because the file grew or
-//   shrank since, and its two search paths (memmem for a plain word, RE2 otherwise) agreeing line for line;
+//   shrank since, or says 0 for a /proc file, and its two search paths (memmem for a plain word, RE2
+//   otherwise) agreeing line for line;
 // - out.jsonl's `numbers` on values that are and are not canonical decimal integers.
 #include <catch2/catch.hpp>
 
@@ -150,6 +151,27 @@ TEST_CASE("text.grep reads a file to its end whatever size the walk saw", "[samp
   }
 }
 
+TEST_CASE("text.grep reads a /proc file, which says size 0 and comes a page per read, to its end",
+          "[samples][text]") {
+  // /proc/kallsyms: megabytes of kernel symbol lines, stable while the test runs, a "regular file" whose stat
+  // says 0 bytes and whose reads stop at a page: a hint taken at its word would end it after the first page.
+  const std::string path = "/proc/kallsyms";
+  if (!std::ifstream(path)) {
+    WARN("no readable /proc/kallsyms here: case skipped");
+    return;
+  }
+  const SampleKind kind("text", "grep");
+  Grep plain(*kind, "sys_");
+  const auto hinted = plain.run(path, "0");  // what fs.walk says of it
+  const auto unhinted = plain.run(path);
+  REQUIRE(hinted.size() > 100);
+  CHECK(hinted.size() == unhinted.size());
+  // Matches far past the first page (a page holds under 100 lines).
+  const auto& last = hinted.back();
+  const auto number_at = last.find(':') + 1;
+  CHECK(std::stoull(last.substr(number_at, last.find(':', number_at) - number_at)) > 10000);
+}
+
 TEST_CASE("out.jsonl writes the keys in numbers as JSON numbers only when they are decimal integers",
           "[samples][out]") {
   const SampleKind kind("out", "jsonl");
@@ -158,9 +180,20 @@ TEST_CASE("out.jsonl writes the keys in numbers as JSON numbers only when they a
   void* instance = nullptr;
   taskhive_error error{};
   REQUIRE(kind->create(params, 2, &instance, &error) == TASKHIVE_OK);
-  const std::vector<std::string> values = {
-      "0",  "42", "-7",  "18446744073709551615", "18446744073709551616", "007", "+1", "1e3",
-      "-0", "",   "12 ", "-9223372036854775809"};
+  // Numbers: canonical decimal integers within +-(2^53 - 1), which double-based readers keep exact.
+  const std::vector<std::string> values = {"0",
+                                           "42",
+                                           "-7",
+                                           "9007199254740991",
+                                           "-9007199254740991",
+                                           "9007199254740992",
+                                           "18446744073709551615",
+                                           "007",
+                                           "+1",
+                                           "1e3",
+                                           "-0",
+                                           "",
+                                           "12 "};
   for (const auto& value : values) {
     const taskhive_kv metadata[] = {{"n", value.c_str()}, {"other", "5"}};
     const taskhive_item item{nullptr, 0, metadata, 2};
@@ -176,8 +209,9 @@ TEST_CASE("out.jsonl writes the keys in numbers as JSON numbers only when they a
   CHECK(lines[0]["n"] == 0);
   CHECK(lines[1]["n"] == 42);
   CHECK(lines[2]["n"] == -7);
-  CHECK(lines[3]["n"] == 18446744073709551615ULL);
-  for (std::size_t i = 4; i < values.size(); ++i) {  // not canonical, or past 64 bits: the string as it was
+  CHECK(lines[3]["n"] == 9007199254740991);
+  CHECK(lines[4]["n"] == -9007199254740991);
+  for (std::size_t i = 5; i < values.size(); ++i) {  // not canonical, or past 2^53 - 1: the string as it was
     INFO(values[i]);
     CHECK(lines[i]["n"] == values[i]);
   }
