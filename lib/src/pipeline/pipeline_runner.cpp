@@ -414,7 +414,8 @@ class PipelineState {
       int32_t code = TASKHIVE_OK;
       std::vector<Item> emitted;
       auto error = call(source, nullptr, emitted, code);
-      if (!emitted.empty()) source.in.fetch_add(1, std::memory_order_relaxed);  // as StageStats::in says
+      // As StageStats::in says: the end-of-stream call that only says so is not counted.
+      if (!emitted.empty() || error) source.in.fetch_add(1, std::memory_order_relaxed);
       source.out.fetch_add(emitted.size(), std::memory_order_relaxed);
       for (auto& item : emitted) buffered_.push_back(std::move(item));
       if (error) item_failed(source, Item{}, *error);
