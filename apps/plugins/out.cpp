@@ -23,7 +23,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -37,12 +36,14 @@
 
 #include "bytes_text.hpp"
 #include "comma_list.hpp"
+#include "decimal.hpp"
 
 namespace {
 
 namespace plugin = taskhive::plugin;
 using taskhive_samples::base64_decode;
 using taskhive_samples::base64_encode;
+using taskhive_samples::parse_decimal;
 using taskhive_samples::printable;
 using taskhive_samples::split_comma_list;
 using taskhive_samples::valid_utf8;
@@ -152,18 +153,15 @@ class Jsonl {
   // ("0", "42", "-7"; not "007", "+1" or "1e3") within +-(2^53 - 1): readers that hold numbers as doubles
   // (jq 1.6, JavaScript) give those back unchanged, and RFC 8259 calls that range interoperable.
   std::optional<std::int64_t> as_number(const std::string& key, std::string_view value) const {
-    constexpr std::int64_t kExact = (std::int64_t{1} << 53) - 1;
-    if (std::find(numbers_.begin(), numbers_.end(), key) == numbers_.end() || value.empty())
-      return std::nullopt;
-    const bool negative = value.front() == '-';
+    constexpr std::uint64_t kExact = (std::uint64_t{1} << 53) - 1;
+    if (std::find(numbers_.begin(), numbers_.end(), key) == numbers_.end()) return std::nullopt;
+    const bool negative = !value.empty() && value.front() == '-';
     const std::string_view digits = negative ? value.substr(1) : value;
-    if (digits.empty() || (digits.front() == '0' && digits.size() > 1) || (negative && digits == "0"))
-      return std::nullopt;
-    std::int64_t n = 0;
-    const char* const end = value.data() + value.size();
-    const auto [stop, error] = std::from_chars(value.data(), end, n);
-    if (error != std::errc() || stop != end || n > kExact || n < -kExact) return std::nullopt;
-    return n;
+    if ((digits.size() > 1 && digits.front() == '0') || (negative && digits == "0")) return std::nullopt;
+    const auto magnitude = parse_decimal(digits);
+    if (!magnitude || *magnitude > kExact) return std::nullopt;
+    const auto n = static_cast<std::int64_t>(*magnitude);
+    return negative ? -n : n;
   }
 
   Output out_;
@@ -256,12 +254,9 @@ class Summary {
   void process(const plugin::Item& in) {
     ++items_;
     if (const auto size = in.metadata().get("size")) {
-      std::uint64_t n = 0;
-      for (const char c : *size) {
-        if (c < '0' || c > '9') throw std::runtime_error("size is not a number: " + printable(*size));
-        n = n * 10 + static_cast<std::uint64_t>(c - '0');
-      }
-      bytes_ += n;
+      const auto n = parse_decimal(*size);
+      if (!n) throw std::runtime_error("size is not a number: " + printable(*size));
+      bytes_ += *n;
       ++sized_;
     }
   }

@@ -34,7 +34,6 @@
 
 #include <algorithm>
 #include <cerrno>
-#include <charconv>
 #include <cstdint>
 #include <cstdio>
 #include <cstring>
@@ -53,12 +52,14 @@
 #include <taskhive/plugin.hpp>
 
 #include "bytes_text.hpp"
+#include "decimal.hpp"
 
 namespace {
 
 namespace plugin = taskhive::plugin;
 using taskhive_samples::base64_decode;
 using taskhive_samples::base64_encode;
+using taskhive_samples::parse_decimal;
 using taskhive_samples::printable;
 using taskhive_samples::valid_utf8;
 
@@ -83,11 +84,7 @@ struct FileRef {
 
 std::optional<std::uint64_t> size_hint_of(const plugin::KeyValues& meta) {
   const auto text = meta.get("size");
-  if (!text) return std::nullopt;
-  std::uint64_t value = 0;
-  const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
-  if (error != std::errc() || end != text->data() + text->size()) return std::nullopt;
-  return value;
+  return text ? parse_decimal(*text) : std::nullopt;
 }
 
 FileRef file_of(const plugin::Item& item) {
