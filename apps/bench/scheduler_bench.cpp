@@ -1,6 +1,7 @@
 // Scheduler benchmarks (Google Benchmark). Families, by name (scripts/bench and reviewers grep for them):
 //   BM_empty_*                 throughput of empty tasks: taskhive vs raw tbb::task_group vs the mutex pool
-//   BM_10us_*                  10 µs busy tasks; "efficiency" = ideal time / measured wall time
+//   BM_10us_*                  10 µs busy tasks; "efficiency" = ideal time / measured wall time (and two
+//                              reference points: taskhive with its queue filled first, a bare shared heap)
 //   BM_priority_queue_wait     one high-priority task behind 100000 queued low-priority ones
 //   BM_bytes_per_queued_task*  resident memory a queued task costs
 //
@@ -18,6 +19,7 @@
 #include <fstream>
 #include <functional>
 #include <latch>
+#include <memory>
 #include <string>
 #include <thread>
 
@@ -260,6 +262,87 @@ struct Gates {
     open.notify_all();
   }
 };
+
+// --- 2b. 10 us tasks: what the submitting thread and the shared heap cost --------------------------------
+//
+// Two reference points for BM_10us_taskhive, timed (manual time) from the moment the workers may start to
+// the moment the last task has run, with every task already queued, so the submitting thread's CPU is
+// not in them:
+//   BM_10us_taskhive_prefilled        the scheduler itself: tasks queued behind gate tasks that hold both
+//                                     workers, then the gates open. Includes waking the two gate tasks.
+//   BM_10us_shared_heap_floor         no scheduler at all: two arena threads pop 32-byte entries (key,
+//                                     sequence, shared_ptr, like taskhive's) from one prefilled
+//                                     tbb::concurrent_priority_queue and spin 10 us for each. No design
+//                                     built on one shared heap popped by both workers does better than this.
+
+void BM_10us_taskhive_prefilled(benchmark::State& state) {
+  taskhive::Scheduler scheduler({.workers = kWorkers, .queue_capacity = 4 * kSpinTasks, .name = "bench"});
+  double measured = 0.0;
+  for (auto _ : state) {
+    Gates gates;
+    for (unsigned w = 0; w < kWorkers; ++w) scheduler.submit(gates.task(), {.priority = 1});
+    if (!gates.wait_entered(kWorkers)) {
+      state.SkipWithError("the workers did not all start a gate task");
+      break;
+    }
+    for (int i = 0; i < kSpinTasks; ++i) scheduler.try_submit([] { spin_for(kSpin); });
+    const auto start = Clock::now();
+    gates.release();
+    scheduler.wait_idle();
+    const auto seconds = seconds_between(start, Clock::now());
+    state.SetIterationTime(seconds);
+    measured += seconds;
+  }
+  const auto expected = static_cast<std::uint64_t>(state.iterations()) * (kSpinTasks + kWorkers);
+  if (const auto m = scheduler.metrics(); m.succeeded != expected || m.rejected != 0) {
+    state.SkipWithError("not every task succeeded");
+  }
+  const double ideal = static_cast<double>(state.iterations()) * kSpinTasks *
+                       std::chrono::duration<double>(kSpin).count() / kWorkers;
+  state.counters["efficiency"] = measured > 0 ? ideal / measured : 0.0;
+}
+
+void BM_10us_shared_heap_floor(benchmark::State& state) {
+  struct Entry {
+    std::int64_t key = 0;
+    std::uint64_t sequence = 0;
+    std::shared_ptr<int> payload;
+  };
+  struct RunsLater {
+    bool operator()(const Entry& a, const Entry& b) const {
+      return a.key != b.key ? a.key > b.key : a.sequence > b.sequence;
+    }
+  };
+  tbb::global_control parallelism{tbb::global_control::max_allowed_parallelism, kWorkers + 1};
+  tbb::task_arena arena{static_cast<int>(kWorkers), 0};
+  arena.initialize();
+  tbb::concurrent_priority_queue<Entry, RunsLater> heap;
+  double measured = 0.0;
+  for (auto _ : state) {
+    for (int i = 0; i < kSpinTasks; ++i) {
+      heap.push(Entry{i, static_cast<std::uint64_t>(i), std::make_shared<int>(i)});
+    }
+    std::latch done(kWorkers);
+    const auto start = Clock::now();
+    for (unsigned w = 0; w < kWorkers; ++w) {
+      arena.enqueue([&] {
+        Entry entry;
+        while (heap.try_pop(entry)) spin_for(kSpin);
+        done.count_down();
+      });
+    }
+    done.wait();
+    const auto seconds = seconds_between(start, Clock::now());
+    state.SetIterationTime(seconds);
+    measured += seconds;
+  }
+  const double ideal = static_cast<double>(state.iterations()) * kSpinTasks *
+                       std::chrono::duration<double>(kSpin).count() / kWorkers;
+  state.counters["efficiency"] = measured > 0 ? ideal / measured : 0.0;
+}
+
+BENCHMARK(BM_10us_taskhive_prefilled)->UseManualTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_10us_shared_heap_floor)->UseManualTime()->Unit(benchmark::kMillisecond);
 
 // --- 3. queue wait of a high-priority task behind a deep low-priority backlog ------------------------------
 
