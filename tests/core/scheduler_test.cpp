@@ -12,6 +12,7 @@
 
 #include "support/gate.hpp"
 #include "taskhive/scheduler.hpp"
+#include "test_seams.hpp"
 
 using namespace std::chrono_literals;
 using taskhive::ManualClock;
@@ -107,6 +108,48 @@ TEST_CASE("worker threads carry the scheduler's name", "[scheduler]") {
       })
       .wait();
   CHECK(name.rfind("hive-w", 0) == 0);
+}
+
+namespace {
+
+// For the test below: what the drainer_leaving seam does, once (a seam is a plain function pointer).
+std::atomic<Scheduler*> submit_on_leaving{nullptr};
+TaskHandle submitted_on_leaving;  // written by the seam before it notifies
+Signal seam_fired;
+
+void submit_while_a_drainer_leaves() {
+  if (auto* scheduler = submit_on_leaving.exchange(nullptr)) {
+    submitted_on_leaving = scheduler->submit([] {});
+    seam_fired.notify();
+  }
+}
+
+}  // namespace
+
+TEST_CASE("a task pushed while a drainer leaves runs on the free worker, not after a long task",
+          "[scheduler]") {
+  // One worker is inside a long task. The other runs a short one, finds the queue empty and, just before it
+  // gives up its drainer slot, a task is pushed: the push sees both slots taken and starts no drainer. The
+  // leaving drainer must come back for it; counting on the busy one would leave it queued with a worker free
+  // until the long task ends.
+  Scheduler scheduler({.workers = 2, .name = "leaving"});
+  Gate gate;
+  auto busy = scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  submit_on_leaving = &scheduler;
+  taskhive::detail::seams::drainer_leaving = &submit_while_a_drainer_leaves;
+  auto first = scheduler.submit([] {});
+  REQUIRE(seam_fired.wait_for_count(1));
+  taskhive::detail::seams::drainer_leaving = nullptr;
+
+  const bool ran_beside_the_long_task = submitted_on_leaving.wait_for(10s);
+  gate.open();
+  CHECK(ran_beside_the_long_task);
+  CHECK(first.state() == TaskState::succeeded);
+  busy.wait();
+  submitted_on_leaving.wait();
+  CHECK(submitted_on_leaving.state() == TaskState::succeeded);
+  submitted_on_leaving = TaskHandle();
 }
 
 TEST_CASE("strict order: higher priority first, FIFO within a priority", "[scheduler][priority]") {

@@ -12,11 +12,15 @@
 #include "group_state.hpp"
 #include "scheduler_core.hpp"
 #include "taskhive/logging.hpp"
+#include "test_seams.hpp"
 #include "thread_name.hpp"
 #include "time_math.hpp"
 
 namespace taskhive {
 namespace detail {
+
+std::atomic<void (*)()> seams::drainer_leaving{nullptr};
+
 namespace {
 
 // A drainer hands its thread back to the arena after this many tasks, so other work in the arena (flow
@@ -307,11 +311,14 @@ void SchedulerCore::push(std::shared_ptr<TaskRecord> record, std::int64_t queued
 // --- draining --------------------------------------------------------------------------------------------
 //
 // At most `workers` drainer jobs live in the arena; each pops and runs tasks until the queue is empty. A push
-// increments entries and then looks at drainers_; the last drainer to leave decrements drainers_ to 0 and
-// then looks at entries. Both are sequentially consistent, so at least one of them sees the other: a pushed
-// task is never left without a drainer. (If the push saw drainers_ at its maximum, a drainer was alive then,
-// and the one that later brings drainers_ to 0 sees the push.) This costs one arena enqueue per burst, not
-// per task. The queued count cannot serve instead of entries: it counts a task before its push.
+// increments entries and then looks at drainers_; a drainer that leaves decrements drainers_ and then looks
+// at entries. Both are sequentially consistent, so at least one of them sees the other: either the push
+// starts a drainer, or the leaving drainer comes back for the task (unless a push has taken its slot
+// meanwhile, and that push's new drainer will). Every leaving drainer looks, not only the last one to leave:
+// the drainers still alive may all be inside long tasks, and a push that counted on them would leave its task
+// waiting with a worker free (scheduler_test.cpp forces that interleaving through seams::drainer_leaving).
+// This costs one arena enqueue per burst, not per task. The queued count cannot serve instead of entries: it
+// counts a task before its push.
 
 void SchedulerCore::ensure_drainer() noexcept {
   auto alive = drainers_.load(std::memory_order_seq_cst);
@@ -352,10 +359,10 @@ void SchedulerCore::drain() noexcept {
       arena_.enqueue(drainers_group_.defer([this] { drain(); }));
       return;
     }
-    // Only the last drainer to leave re-checks for work: while another is still draining, it will (it leaves
-    // last, or keeps popping). Re-checking from every drainer made idle drainers hammer the queue's
-    // aggregator with failing pops, slowing the submitter's pushes about fourfold.
-    if (drainers_.fetch_sub(1, std::memory_order_seq_cst) > 1) return;
+    if (auto* seam = seams::drainer_leaving.load(std::memory_order_relaxed)) seam();
+    // Every leaving drainer re-checks, not only the last: a push that saw all slots taken counted on one of
+    // their holders, and the others may be inside long tasks, with a worker free and the task waiting.
+    drainers_.fetch_sub(1, std::memory_order_seq_cst);
     if (flow_.entries.load(std::memory_order_seq_cst) <= 0) return;
     auto alive = drainers_.load(std::memory_order_seq_cst);
     do {
