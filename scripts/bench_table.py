@@ -138,12 +138,14 @@ def main(argv):
         if nv and nv["items"]:
             ratios.append(f"empty: taskhive / naive enqueue   = {th['items'] / nv['items']:.2f}x items/s"
                           "  (one arena job per task, the design not taken)")
-    for who in ("taskhive", "tbb_task_group", "mutex_pool", "taskhive_prefilled", "shared_heap_floor"):
+    for who in ("taskhive", "tbb_task_group", "mutex_pool", "taskhive_one_worker", "taskhive_prefilled",
+                "shared_heap_floor"):
         m = find(f"BM_10us_{who}/")  # the slash: BM_10us_taskhive is a prefix of BM_10us_taskhive_prefilled
         if m and m["counters"].get("efficiency") is not None:
-            note = {"taskhive_prefilled": "  (queue filled before the workers start: no submitter)",
+            note = {"taskhive_one_worker": "  (1 worker: the submitting thread has the other core)",
+                    "taskhive_prefilled": "  (queue filled before the workers start: no submitter)",
                     "shared_heap_floor": "  (no scheduler: 2 threads pop one prefilled tbb::concurrent_priority_queue)"}
-            ratios.append(f"10us:  efficiency {who:<18} = {m['counters']['efficiency']:.3f}{note.get(who, '')}")
+            ratios.append(f"10us:  efficiency {who:<19} = {m['counters']['efficiency']:.3f}{note.get(who, '')}")
     ratios += admission_summary(runs, medians)
     if ratios:
         print()

@@ -1,7 +1,8 @@
 // Scheduler benchmarks (Google Benchmark). Families, by name (scripts/bench and reviewers grep for them):
 //   BM_empty_*                 throughput of empty tasks: taskhive vs raw tbb::task_group vs the mutex pool
-//   BM_10us_*                  10 µs busy tasks; "efficiency" = ideal time / measured wall time (and two
-//                              reference points: taskhive with its queue filled first, a bare shared heap)
+//   BM_10us_*                  10 µs busy tasks; "efficiency" = ideal time / measured wall time (and three
+//                              reference points: taskhive with one worker, taskhive with its queue filled
+//                              first, a bare shared heap)
 //   BM_priority_queue_wait     one high-priority task behind 100000 queued low-priority ones
 //   BM_bytes_per_queued_task*  resident memory a queued task costs
 //
@@ -57,7 +58,8 @@ double seconds_between(Clock::time_point from, Clock::time_point to) {
 
 class TaskhiveRunner {
  public:
-  TaskhiveRunner() : scheduler_({.workers = kWorkers, .queue_capacity = 4 * kEmptyTasks, .name = "bench"}) {}
+  explicit TaskhiveRunner(unsigned workers = kWorkers)
+      : scheduler_({.workers = workers, .queue_capacity = 4 * kEmptyTasks, .name = "bench"}) {}
 
   template <typename F>
   void run_batch(int n, const F& f) {
@@ -202,8 +204,7 @@ BENCHMARK(BM_empty_naive_enqueue_per_task)->UseRealTime()->Unit(benchmark::kMill
 // --- 2. 10 us tasks ----------------------------------------------------------------------------------------
 
 template <typename Runner>
-void run_10us(benchmark::State& state) {
-  Runner runner;
+void run_10us(benchmark::State& state, Runner& runner, unsigned workers = kWorkers) {
   double measured = 0.0;
   for (auto _ : state) {
     const auto start = Clock::now();
@@ -212,25 +213,33 @@ void run_10us(benchmark::State& state) {
   }
   const auto expected = static_cast<std::uint64_t>(state.iterations()) * kSpinTasks;
   if (auto error = runner.check(expected); !error.empty()) state.SkipWithError(error.c_str());
-  const double ideal =
-      static_cast<double>(expected) * std::chrono::duration<double>(kSpin).count() / kWorkers;
+  const double ideal = static_cast<double>(expected) * std::chrono::duration<double>(kSpin).count() / workers;
   state.counters["efficiency"] = measured > 0 ? ideal / measured : 0.0;
   state.SetItemsProcessed(static_cast<std::int64_t>(expected));
 }
 
 void BM_10us_taskhive(benchmark::State& state) {
-  run_10us<TaskhiveRunner>(state);
+  TaskhiveRunner runner;
+  run_10us(state, runner);
 }
 void BM_10us_tbb_task_group(benchmark::State& state) {
-  run_10us<TbbTaskGroupRunner>(state);
+  TbbTaskGroupRunner runner;
+  run_10us(state, runner);
 }
 void BM_10us_mutex_pool(benchmark::State& state) {
-  run_10us<MutexPoolRunner>(state);
+  MutexPoolRunner runner;
+  run_10us(state, runner);
+}
+// A reference point: one worker, so the submitting thread has the other core to itself (ideal = N x 10 us).
+void BM_10us_taskhive_one_worker(benchmark::State& state) {
+  TaskhiveRunner runner(1);
+  run_10us(state, runner, 1);
 }
 
 BENCHMARK(BM_10us_taskhive)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_10us_tbb_task_group)->UseRealTime()->Unit(benchmark::kMillisecond);
 BENCHMARK(BM_10us_mutex_pool)->UseRealTime()->Unit(benchmark::kMillisecond);
+BENCHMARK(BM_10us_taskhive_one_worker)->UseRealTime()->Unit(benchmark::kMillisecond);
 
 // --- gates: tasks that hold a worker until released --------------------------------------------------------
 
