@@ -1,11 +1,13 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <memory>
 #include <thread>
 #include <vector>
 
 #include "support/gate.hpp"
 #include "taskhive/scheduler.hpp"
+#include "test_seams.hpp"
 
 using namespace std::chrono_literals;
 using taskhive::Scheduler;
@@ -143,4 +145,75 @@ TEST_CASE("shutdown(cancel) cuts short a drain already in progress", "[shutdown]
   drainer.join();
   canceller.join();
   CHECK(scheduler.metrics().submitted == scheduler.metrics().finished());
+}
+
+namespace {
+
+// For the test below (a seam is a plain function pointer): set once the scheduler is destroyed, and whether
+// that happened while the thread that ended the last task was still inside the scheduler.
+std::atomic<bool> scheduler_destroyed{false};
+std::atomic<bool> destroyed_under_the_last_task{false};
+Signal last_task_leaving;
+
+void hold_the_last_leave() {
+  last_task_leaving.notify();
+  // Gives the main thread every chance to destroy the scheduler now; it must not be able to until this
+  // thread is done with it. (This bound is the one wait in the test; it passes only by running out.)
+  const auto until = std::chrono::steady_clock::now() + 200ms;
+  while (!scheduler_destroyed.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+  destroyed_under_the_last_task = scheduler_destroyed.load();
+}
+
+}  // namespace
+
+TEST_CASE("a scheduler destroyed as soon as its last task is cancelled waits for the cancelling thread",
+          "[shutdown]") {
+  // The last task in flight is cancelled from a thread of the application, which the scheduler does not
+  // own or join. The main thread sees the task final and destroys the scheduler at once; the destructor must
+  // not free what the cancelling thread is still using to wake wait_idle().
+  auto clock = std::make_shared<taskhive::ManualClock>();
+  auto scheduler = std::make_unique<Scheduler>(taskhive::SchedulerOptions{.workers = 1, .clock = clock});
+  // Waits for a retry that the manual clock never brings: in flight, and in no worker's hands.
+  auto task = scheduler->submit([] { throw std::runtime_error("once"); },
+                                {.retry = {.max_retries = 1, .initial_delay = 1h, .jitter = false}});
+  while (task.state() != TaskState::retry_wait) std::this_thread::yield();
+
+  taskhive::detail::seams::in_flight_drained = &hold_the_last_leave;
+  std::thread canceller([&] { task.cancel(); });
+  REQUIRE(last_task_leaving.wait_for_count(1));
+  REQUIRE(task.wait() == TaskState::cancelled);
+  scheduler.reset();
+  scheduler_destroyed = true;
+  canceller.join();
+  taskhive::detail::seams::in_flight_drained = nullptr;
+  CHECK_FALSE(destroyed_under_the_last_task);
+}
+
+TEST_CASE("shutdown(cancel) racing a retry on its way back leaves every gauge at zero", "[shutdown][retry]") {
+  // The timer brings a failed task back to the queue while shutdown(cancel) ends it from retry_wait.
+  // Whichever wins, once shutdown() returns nothing may still count the task: the timer's side claims the
+  // task before it counts it in the queue. (Each round races once; the rounds vary where the clock jump
+  // lands.)
+  for (int round = 0; round < 300; ++round) {
+    auto clock = std::make_shared<taskhive::ManualClock>();
+    Scheduler scheduler({.workers = 1, .clock = clock});
+    auto task = scheduler.submit([] { throw std::runtime_error("once"); },
+                                 {.retry = {.max_retries = 1, .initial_delay = 1s, .jitter = false}});
+    while (task.state() != TaskState::retry_wait) std::this_thread::yield();
+    std::atomic<bool> started{false};
+    std::thread timer_side([&] {
+      started = true;
+      clock->advance(1s);
+    });
+    while (!started) std::this_thread::yield();
+    for (int spin = 0; spin < round * 20; ++spin) std::atomic_signal_fence(std::memory_order_seq_cst);
+    scheduler.shutdown(ShutdownMode::cancel);
+    const auto m = scheduler.metrics();
+    timer_side.join();
+    INFO("round " << round << ": the task ended " << taskhive::to_string(task.state()));
+    REQUIRE(m.queued == 0);
+    REQUIRE(m.in_flight == 0);
+    REQUIRE(m.retry_wait == 0);
+    REQUIRE(m.finished() == m.submitted);
+  }
 }

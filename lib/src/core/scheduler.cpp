@@ -20,6 +20,7 @@ namespace taskhive {
 namespace detail {
 
 std::atomic<void (*)()> seams::drainer_leaving{nullptr};
+std::atomic<void (*)()> seams::in_flight_drained{nullptr};
 
 namespace {
 
@@ -118,11 +119,11 @@ void SchedulerCore::shutdown(ShutdownMode mode) {
 }
 
 void SchedulerCore::wait_idle() {
-  if (flow_.in_flight.get() == 0) return;
+  // Always under the mutex, even when the count is already 0: the last leave_in_flight() brings it to 0 and
+  // notifies while holding the mutex, so holding it here means that call is done with this object, and a
+  // caller that destroys the scheduler next does not pull it from under it.
   std::unique_lock lock(idle_mutex_);
-  idle_waiters_.fetch_add(1, std::memory_order_seq_cst);
   idle_cv_.wait(lock, [this] { return flow_.in_flight.get() == 0; });
-  idle_waiters_.fetch_sub(1, std::memory_order_seq_cst);
 }
 
 // --- submission ------------------------------------------------------------------------------------------
@@ -254,8 +255,17 @@ void SchedulerCore::notify_final(TaskRecord& record) noexcept {
 }
 
 void SchedulerCore::leave_in_flight() noexcept {
-  if (flow_.in_flight.add(-1) == 0 && idle_waiters_.load(std::memory_order_seq_cst) > 0) {
-    std::lock_guard lock(idle_mutex_);
+  // Not the last one: no one can be waiting for this decrement, so no lock.
+  auto count = flow_.in_flight.value.load(std::memory_order_seq_cst);
+  while (count > 1) {
+    if (flow_.in_flight.value.compare_exchange_weak(count, count - 1, std::memory_order_seq_cst)) return;
+  }
+  // Perhaps the last: decrement and notify under idle_mutex_, which wait_idle() takes before it returns. If
+  // the count reached 0 outside the lock, a thread that saw the task final could return from wait_idle(),
+  // destroy the scheduler and free the mutex and condition variable this thread was about to use.
+  std::lock_guard lock(idle_mutex_);
+  if (flow_.in_flight.add(-1) == 0) {
+    if (auto* seam = seams::in_flight_drained.load(std::memory_order_relaxed)) seam();
     idle_cv_.notify_all();
   }
 }
@@ -455,23 +465,22 @@ void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
 
 void SchedulerCore::on_retry_due(const std::shared_ptr<TaskRecord>& record) noexcept {
   forget_retry(record.get());
+  // Claim the task before counting anything: if a cancel, deadline or cancel_all() ended it first, it is
+  // final and shutdown() may have returned already; the gauges must not move after that.
+  if (!record->transition(TaskState::retry_wait, kRequeueing)) return;
   // Once queued, a cancel may end the task before it is pushed: hold shutdown back across the push, and count
   // the slot first so the queued gauge never dips below zero. Returning tasks are never refused for capacity.
   flow_.in_flight.add(1);
   flow_.queued.add(1);
-  if (record->transition(TaskState::retry_wait, TaskState::queued)) {
-    counters_.add(Event::retry_left);
-    try {
-      push(record, now_ns());
-    } catch (...) {
-      if (record->transition(TaskState::queued, kFinishing)) {
-        release_slot();
-        finish(*record, TaskState::failed, std::current_exception(),
-               "could not be queued again for its retry");
-      }
+  counters_.add(Event::retry_left);
+  record->state.store(TaskState::queued, std::memory_order_seq_cst);
+  try {
+    push(record, now_ns());
+  } catch (...) {
+    if (record->transition(TaskState::queued, kFinishing)) {
+      release_slot();
+      finish(*record, TaskState::failed, std::current_exception(), "could not be queued again for its retry");
     }
-  } else {
-    release_slot();  // cancelled or timed out meanwhile
   }
   leave_in_flight();
 }
@@ -513,9 +522,10 @@ bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) 
         if (!record->transition(TaskState::queued, kFinishing)) continue;
         auto& core = *record->core;
         core.release_slot();  // its queue entry stays behind as a tombstone that drainers skip
+        // Before finish(): once the task is final, nothing holds the scheduler alive for this thread.
+        core.purge_tombstones_if_many();
         core.finish(*record, final_state, nullptr,
                     timed_out ? "its deadline passed while it was queued" : "cancelled before it started");
-        core.purge_tombstones_if_many();
         return true;
       }
       case TaskState::retry_wait: {
@@ -538,8 +548,13 @@ bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) 
         if (record->state.load(std::memory_order_seq_cst) == TaskState::running) return true;
         continue;
       }
-      default:  // final, or being finished by someone else
-        return asked_running_task;
+      default:
+        // The timer is putting it back in the queue, for well under a microsecond: wait that out.
+        if (record->state.load(std::memory_order_seq_cst) == kRequeueing) {
+          std::this_thread::yield();
+          continue;
+        }
+        return asked_running_task;  // final, or being finished by someone else
     }
   }
 }

@@ -128,10 +128,9 @@ class SchedulerCore {
   std::condition_variable space_cv_;
   std::atomic<int> space_waiters_{0};
 
-  // wait_idle() and shutdown() waiting for flow_.in_flight == 0.
+  // wait_idle() and shutdown() waiting for flow_.in_flight == 0; the last decrement happens under the mutex.
   std::mutex idle_mutex_;
   std::condition_variable idle_cv_;
-  std::atomic<int> idle_waiters_{0};
 
   // Tasks in retry_wait, so cancel_all() and cancel() can pull them out of the timer.
   struct PendingRetry {

@@ -84,6 +84,7 @@ const detail::TaskRecord& TaskHandle::record() const {
 TaskState TaskHandle::state() const {
   const auto& r = record();
   auto state = r.state.load(std::memory_order_acquire);
+  if (state == detail::kRequeueing) return TaskState::retry_wait;  // on its way back to the queue
   if (state == detail::kFinishing) {  // its end is being recorded, for well under a microsecond: wait it out
     detail::wait_final(r, nullptr);
     state = r.state.load(std::memory_order_acquire);

@@ -20,6 +20,11 @@ struct TaskRecord;
 /// are published only once everything about the task is written. Not a public state: readers wait it out.
 inline constexpr TaskState kFinishing = static_cast<TaskState>(0xFF);
 
+/// Held in TaskRecord::state by the timer's callback while it moves a task from retry_wait back to queued:
+/// claiming the task first means that a task someone else has already ended is not touched (nor counted)
+/// again. Not a public state: TaskHandle::state() reports it as retry_wait; request_stop() waits it out.
+inline constexpr TaskState kRequeueing = static_cast<TaskState>(0xFE);
+
 /// Why a running task was asked to stop; decides whether its failure ends cancelled or timed_out.
 enum class StopReason : std::uint8_t { none, cancelled, timed_out };
 

@@ -10,4 +10,8 @@ namespace taskhive::detail::seams {
 /// push can see every slot taken while one of the drainers holding them is on its way out.
 extern std::atomic<void (*)()> drainer_leaving;
 
+/// Called by whichever thread brings a scheduler's in-flight count to 0, before it wakes wait_idle(): the
+/// moment another thread that saw its task final may try to destroy the scheduler.
+extern std::atomic<void (*)()> in_flight_drained;
+
 }  // namespace taskhive::detail::seams
