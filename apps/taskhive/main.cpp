@@ -171,7 +171,8 @@ int main(int argc, char** argv) try {
   if (json) {
     nlohmann::ordered_json out = nlohmann::ordered_json::array();
     for (const auto& r : registry->records()) out.push_back(to_json(r));
-    std::cout << out.dump(2) << '\n';
+    // Bytes that are not UTF-8 (a file name may hold any) print as U+FFFD instead of failing the listing.
+    std::cout << out.dump(2, ' ', false, nlohmann::ordered_json::error_handler_t::replace) << '\n';
   } else {
     print_text(*registry);
   }

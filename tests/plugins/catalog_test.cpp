@@ -266,3 +266,21 @@ TEST_CASE("leases and plugin calls stay sound while the plugin is replaced and r
     copies.insert(text.substr(at, text.find('\n', at) - at));
   CHECK(copies.size() == 1);
 }
+
+TEST_CASE("a watched directory with a file name that is not UTF-8 keeps being rescanned",
+          "[plugins][catalog]") {
+  TempDir dir, cache_dir;
+  auto catalog =
+      open({.loader = {.dirs = {dir.path()}, .probe = true, .probe_cache = cache_dir / "cache.json"},
+            .watch = true,
+            .settle = 20ms});
+  auto before = catalog->generation();
+  replace(v1, dir / "odd \xff name.so");
+  REQUIRE(catalog->wait_for_change(before, 30s));
+  CHECK(catalog->lease("versioned"));
+  // The watch is still alive: the next change is seen too.
+  before = catalog->generation();
+  fs::remove(dir / "odd \xff name.so");
+  REQUIRE(catalog->wait_for_change(before, 30s));
+  CHECK_FALSE(catalog->lease("versioned"));
+}

@@ -126,6 +126,26 @@ expect("rc EQUAL 0" "taskhive plugins --no-cache exited ${rc}: ${err}")
 expect("out MATCHES \"refused [^\n]*/good.so  \\\\(cannot start the plugin probe\"" "--no-cache used the cache: ${out}")
 unset(ENV{TASKHIVE_PROBE})
 
+# A file name that is not UTF-8 is listed (its odd bytes as U+FFFD in --json), not a failure; the probe cache
+# is written (the --json run above would have failed on it before).
+set(odd "${CMAKE_CURRENT_BINARY_DIR}/cli-odd-name")
+file(REMOVE_RECURSE "${odd}")
+file(MAKE_DIRECTORY "${odd}")
+file(CHMOD "${odd}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ
+     WORLD_EXECUTE)
+execute_process(COMMAND sh -c "cp \"$0\" \"$1/odd-$(printf '\\377')-name.so\"" "${CORPUS_DIR}/good.so" "${odd}"
+  RESULT_VARIABLE rc)
+expect("rc EQUAL 0" "cannot make a file with a non-UTF-8 name in ${odd}")
+foreach(args "--json" "")
+  execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${odd}" ${args}
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  expect("rc EQUAL 0" "a non-UTF-8 file name: taskhive plugins ${args} exited ${rc}: ${err}")
+endforeach()
+execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${odd}" --json
+  RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+string(JSON status GET "${out}" 0 status)
+expect("status STREQUAL \"available\"" "the plugin with a non-UTF-8 name: ${out}")
+
 # A directory that does not exist: exit 2 and say which.
 execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}/does-not-exist" --json
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

@@ -210,3 +210,22 @@ TEST_CASE("a probe cache that cannot be written is a warning, not an error", "[p
   const auto registry = scan(dir.path(), "/dev/null/taskhive/probe-cache.json");
   CHECK(registry.records().at(0).status == PluginStatus::available);
 }
+
+TEST_CASE("a plugin file name that is not UTF-8 is scanned, cached and listed", "[plugins][cache]") {
+  // A file name may hold any bytes but '/' and NUL; JSON holds UTF-8 only. The cache once threw on such a
+  // name, failing every scan (and terminating a host whose directory watch rescanned).
+  TempDir dir, cache_dir;
+  const std::string name = "bad\xff\xfe name.so";
+  install(TASKHIVE_SAMPLE_PLUGIN_DIR "/sample_upper.so", dir / name);
+  const fs::path cache = cache_dir / "probe-cache.json";
+  for (int run = 0; run < 2; ++run) {  // the second run reads the cache the first one wrote
+    INFO("run " << run);
+    const auto registry = scan(dir.path(), cache);
+    REQUIRE(registry.records().size() == 1);
+    CHECK(registry.records().at(0).path.filename().string() == name);
+    CHECK(registry.records().at(0).status == PluginStatus::available);
+    REQUIRE(fs::exists(cache));
+    const auto doc = nlohmann::json::parse(read_all(cache));  // valid JSON, the odd bytes replaced
+    CHECK(doc.at("entries").size() == 1);
+  }
+}

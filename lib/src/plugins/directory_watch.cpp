@@ -3,6 +3,7 @@
 #include <array>
 #include <cerrno>
 #include <cstdint>
+#include <exception>
 #include <system_error>
 
 #include <poll.h>
@@ -93,7 +94,14 @@ void DirectoryWatch::run() {
       continue;
     }
     next_tick = Clock::now() + interval_;
-    on_change_();
+    try {
+      on_change_();
+    } catch (const std::exception& e) {  // this thread is the host's: an exception here would terminate it
+      logger()->error("plugin directory rescan failed: {}; the next change or interval tries again",
+                      e.what());
+    } catch (...) {
+      logger()->error("plugin directory rescan failed; the next change or interval tries again");
+    }
   }
 }
 

@@ -169,7 +169,9 @@ void ProbeCache::save() {
                     {"version", cache_version},
                     {"abi_version", TASKHIVE_PLUGIN_ABI_VERSION},
                     {"entries", std::move(entries)}};
-  const std::string text = doc.dump() + "\n";
+  // A file name need not be UTF-8, and the JSON library refuses (throws on) bytes that are not: such
+  // characters become U+FFFD, so that entry's path matches no file and its plugin is probed again next time.
+  const std::string text = doc.dump(-1, ' ', false, json::error_handler_t::replace) + "\n";
 
   const auto fail = [&](const char* what) {
     logger()->warn("cannot write the probe cache {}: {}: {}", file_.string(), what, std::strerror(errno));
