@@ -146,6 +146,40 @@ execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${odd}" --json
 string(JSON status GET "${out}" 0 status)
 expect("status STREQUAL \"available\"" "the plugin with a non-UTF-8 name: ${out}")
 
+# A directory that cannot be listed (mode 0311): exit 2 and say why. Root lists any directory, so as root
+# this runs as nobody through runuser, where nobody can reach the build tree; otherwise it is skipped.
+set(unlisted "${CMAKE_CURRENT_BINARY_DIR}/cli-unlisted")
+file(REMOVE_RECURSE "${unlisted}")
+file(MAKE_DIRECTORY "${unlisted}/plugins")
+file(CHMOD "${unlisted}" PERMISSIONS OWNER_READ OWNER_WRITE OWNER_EXECUTE GROUP_READ GROUP_EXECUTE WORLD_READ
+     WORLD_EXECUTE)
+file(CHMOD "${unlisted}/plugins" PERMISSIONS OWNER_WRITE OWNER_EXECUTE GROUP_EXECUTE WORLD_EXECUTE)
+execute_process(COMMAND id -u OUTPUT_VARIABLE uid OUTPUT_STRIP_TRAILING_WHITESPACE)
+set(as_user "")
+set(can_run TRUE)
+if(uid EQUAL 0)
+  find_program(RUNUSER runuser)
+  set(as_user "${RUNUSER}" -u nobody --)
+  if(NOT RUNUSER)
+    set(can_run FALSE)
+  else()
+    execute_process(COMMAND ${as_user} "${TASKHIVE}" --version RESULT_VARIABLE rc OUTPUT_QUIET ERROR_QUIET)
+    execute_process(COMMAND ${as_user} test -x "${unlisted}/plugins" RESULT_VARIABLE reach)
+    if(NOT rc EQUAL 0 OR NOT reach EQUAL 0)
+      set(can_run FALSE)
+    endif()
+  endif()
+endif()
+if(can_run)
+  execute_process(COMMAND ${as_user} "${TASKHIVE}" plugins --plugins "${unlisted}/plugins" --no-cache
+    RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
+  expect("rc EQUAL 2" "an unlistable directory: expected exit 2, got ${rc}: ${out}${err}")
+  expect("err MATCHES \"plugin directory .*/cli-unlisted/plugins cannot be listed: Permission denied\""
+         "unclear message: ${err}")
+else()
+  message(STATUS "skipped the unlistable-directory case: cannot run the CLI as an unprivileged user here")
+endif()
+
 # A directory that does not exist: exit 2 and say which.
 execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}/does-not-exist" --json
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)

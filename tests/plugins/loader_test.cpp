@@ -133,6 +133,10 @@ TEST_CASE("files that are not plugins are refused before any of their code runs"
   write_all(dir / "text.so", "#!/bin/sh\necho not a plugin\n");
   write_all(dir / "truncated.so", elf.substr(0, elf.size() / 2));
   write_all(dir / "tiny_elf.so", elf.substr(0, 20));
+  write_all(dir / "magic_only.so", elf.substr(0, 7));
+  // The plugin with a 64 MiB hole after it: sparse, so it costs no disk, but it would be hashed whole.
+  install(good, dir / "padded.so");
+  fs::resize_file(dir / "padded.so", elf.size() + (64u << 20));
   std::string arm = elf;
   arm[offsetof(Elf64_Ehdr, e_machine)] = static_cast<char>(EM_AARCH64);
   arm[offsetof(Elf64_Ehdr, e_machine) + 1] = 0;
@@ -154,7 +158,7 @@ TEST_CASE("files that are not plugins are refused before any of their code runs"
 
   auto registry = load({dir.path()});
   auto records = by_file_name(registry);
-  CHECK(records.size() == 14);
+  CHECK(records.size() == 16);
   CHECK(records.count("not_a_candidate.txt") == 0);
   CHECK(records.count(".hidden.so") == 0);
   auto reason = [&](const std::string& file) {
@@ -169,6 +173,10 @@ TEST_CASE("files that are not plugins are refused before any of their code runs"
   CHECK(reason("text.so") == "not an ELF file (no ELF magic number at its start)");
   CHECK(starts_with(reason("truncated.so"), "truncated: its ELF headers need at least "));
   CHECK(starts_with(reason("tiny_elf.so"), "truncated: "));
+  CHECK(reason("magic_only.so") == "truncated: its ELF headers need at least 16 bytes, the file has 7");
+  CHECK(reason("padded.so") == std::to_string(64u << 20) + " bytes past the end of its ELF contents (" +
+                                   std::to_string(elf.size()) +
+                                   " bytes); a padded or sparse file is refused, not read whole");
   CHECK(reason("wrong_arch.so") == "wrong architecture: built for AArch64, this host is x86-64");
   CHECK(starts_with(reason("elf32.so"), "wrong architecture: a 32-bit little-endian ELF file"));
   CHECK(reason("object.so") == "not an ELF shared object: the file is a relocatable object (.o)");

@@ -1,9 +1,11 @@
 #include "file_checks.hpp"
 
+#include <algorithm>
 #include <array>
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <vector>
 
 #include <elf.h>
 #include <fcntl.h>
@@ -94,6 +96,44 @@ std::string truncated(std::uint64_t needed, off_t size) {
   return fmt::format("truncated: its ELF headers need at least {} bytes, the file has {}", needed, size);
 }
 
+std::uint64_t end_of(std::uint64_t offset, std::uint64_t length) {
+  return offset > UINT64_MAX - length ? UINT64_MAX : offset + length;
+}
+
+// Bytes a shared object may carry past its last section or segment (some tools append a little data).
+constexpr std::uint64_t kTrailingSlack = 1 << 20;
+
+// A file much longer than its ELF contents reach (its header tables, segments and sections with bytes in the
+// file) is refused: everything a candidate holds is hashed, and copied before it is loaded, so padding or a
+// sparse hole of gigabytes would cost that much time and memory for nothing. Called once the headers and
+// segments are known to fit in the file.
+std::optional<std::string> trailing_bytes_problem(int fd, const Elf64_Ehdr& header, std::uint64_t size) {
+  std::uint64_t extent = sizeof header;
+  extent = std::max(extent, end_of(header.e_phoff, std::uint64_t{header.e_phnum} * header.e_phentsize));
+  extent = std::max(extent, end_of(header.e_shoff, std::uint64_t{header.e_shnum} * header.e_shentsize));
+  for (std::uint64_t i = 0; i < header.e_phnum; ++i) {
+    Elf64_Phdr segment{};
+    if (!read_exactly(fd, &segment, sizeof segment, static_cast<off_t>(header.e_phoff + i * sizeof segment)))
+      return truncated(header.e_phoff + (i + 1) * sizeof segment, static_cast<off_t>(size));
+    extent = std::max(extent, end_of(segment.p_offset, segment.p_filesz));
+  }
+  if (header.e_shentsize == sizeof(Elf64_Shdr) && header.e_shnum > 0) {
+    std::vector<Elf64_Shdr> sections(header.e_shnum);
+    if (!read_exactly(fd, sections.data(), sections.size() * sizeof(Elf64_Shdr),
+                      static_cast<off_t>(header.e_shoff)))
+      return truncated(end_of(header.e_shoff, sections.size() * sizeof(Elf64_Shdr)),
+                       static_cast<off_t>(size));
+    for (const auto& section : sections)
+      if (section.sh_type != SHT_NOBITS)
+        extent = std::max(extent, end_of(section.sh_offset, section.sh_size));
+  }
+  if (size <= end_of(extent, kTrailingSlack)) return std::nullopt;
+  return fmt::format(
+      "{} bytes past the end of its ELF contents ({} bytes); a padded or sparse file is refused, not read "
+      "whole",
+      size - extent, extent);
+}
+
 }  // namespace
 
 FileDescriptor::~FileDescriptor() {
@@ -150,12 +190,11 @@ FileCheck check_candidate(const std::filesystem::path& entry, const std::filesys
 std::optional<std::string> elf_problem(int fd, off_t file_size) {
   const auto size = static_cast<std::uint64_t>(file_size);
   std::array<unsigned char, EI_NIDENT> ident{};
-  if (size < EI_NIDENT || !read_exactly(fd, ident.data(), ident.size(), 0) ||
-      std::memcmp(ident.data(), ELFMAG, SELFMAG) != 0) {
-    if (size >= SELFMAG && std::memcmp(ident.data(), ELFMAG, SELFMAG) == 0)
-      return truncated(EI_NIDENT, file_size);
+  const auto head = static_cast<std::size_t>(std::min<std::uint64_t>(size, EI_NIDENT));
+  if (!read_exactly(fd, ident.data(), head, 0) || head < SELFMAG ||
+      std::memcmp(ident.data(), ELFMAG, SELFMAG) != 0)
     return "not an ELF file (no ELF magic number at its start)";
-  }
+  if (head < EI_NIDENT) return truncated(EI_NIDENT, file_size);
   if (ident[EI_CLASS] != ELFCLASS64 || ident[EI_DATA] != ELFDATA2LSB) {
     return fmt::format(
         "wrong architecture: a {}-bit {}-endian ELF file, this host is 64-bit little-endian {}",
@@ -188,7 +227,7 @@ std::optional<std::string> elf_problem(int fd, off_t file_size) {
     if (segment.p_type == PT_LOAD && !fits(segment.p_offset, 1, segment.p_filesz, size))
       return truncated(segment.p_offset + segment.p_filesz, file_size);
   }
-  return std::nullopt;
+  return trailing_bytes_problem(fd, header, size);
 }
 
 namespace {

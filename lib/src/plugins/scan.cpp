@@ -35,8 +35,11 @@ using CandidatePtr = std::shared_ptr<Candidate>;
 std::vector<std::string> candidate_names(const std::filesystem::path& dir) {
   std::vector<std::string> names;
   std::error_code ec;
-  for (const auto& entry : std::filesystem::directory_iterator(dir, ec)) {
-    std::string name = entry.path().filename().string();
+  // Non-throwing steps: a directory that goes away or becomes unreadable mid-listing ends the listing (its
+  // files are then missing from this scan) instead of throwing out of the scan graph. resolve_dirs() has
+  // already refused a directory that cannot be listed at all.
+  for (std::filesystem::directory_iterator it(dir, ec), end; !ec && it != end; it.increment(ec)) {
+    std::string name = it->path().filename().string();
     if (name.starts_with('.') || !name.ends_with(".so")) continue;
     names.push_back(std::move(name));
   }
@@ -252,6 +255,10 @@ LoadResult<std::vector<std::filesystem::path>> resolve_dirs(const std::vector<st
     if (ec) return Result::failure(fmt::format("plugin directory {} does not exist", dir.string()));
     if (!std::filesystem::is_directory(canonical, ec))
       return Result::failure(fmt::format("plugin directory {} is not a directory", dir.string()));
+    if (std::filesystem::directory_iterator listing(canonical, ec); ec) {
+      return Result::failure(
+          fmt::format("plugin directory {} cannot be listed: {}", dir.string(), ec.message()));
+    }
     if (std::find(resolved.begin(), resolved.end(), canonical) == resolved.end())
       resolved.push_back(canonical);
   }
