@@ -3,11 +3,13 @@
 #include <catch2/catch.hpp>
 
 #include <chrono>
+#include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <map>
 #include <string>
+#include <thread>
 
 #include <taskhive/loader.hpp>
 
@@ -167,4 +169,41 @@ TEST_CASE("the probe takes many plugins per child process", "[plugins][probe]") 
     CHECK(registry.records()[i].reason.rfind("duplicate plugin name \"corpus_good\"", 0) == 0);
   WARN("probed " << count << " plugins in " << took.count() / 1000.0 << " ms ("
                  << took.count() / 1000.0 / count << " ms per plugin)");
+}
+
+namespace {
+
+// Whether process `pid` has ended (gone, or a zombie nobody has reaped yet).
+bool ended(long pid) {
+  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
+  std::string line;
+  if (!std::getline(stat, line)) return true;
+  const auto close = line.rfind(')');  // the command name may hold spaces and parentheses
+  return close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
+}
+
+}  // namespace
+
+TEST_CASE("a plugin that forks and then crashes is reported crashed, and what it forked is killed",
+          "[plugins][probe]") {
+  // The forked process holds the probe's socket open, so the child's end never shows as an end of file: the
+  // probe used to wait out its whole limit and call the crash a timeout, and left the process running.
+  TempDir dir, scratch;
+  install(fs::path(TASKHIVE_FORK_CORPUS_DIR) / "ctor_fork_segv.so", dir / "fork_segv.so");
+  const auto pid_file = scratch / "forked.pid";
+  ::setenv("TASKHIVE_CORPUS_PID_FILE", pid_file.c_str(), 1);
+  const auto registry = probe({dir.path()}, 60s);  // a crash is seen when it happens, not at the limit
+  ::unsetenv("TASKHIVE_CORPUS_PID_FILE");
+  REQUIRE(registry.records().size() == 1);
+  CHECK(registry.records()[0].reason.starts_with("crashed during probe: signal 11"));
+  // It wrote its pid unless it was killed first; either way it must end (a SIGKILL takes effect at once, but
+  // not synchronously: wait for it, boundedly).
+  if (fs::exists(pid_file)) {
+    long pid = 0;
+    std::ifstream(pid_file) >> pid;
+    REQUIRE(pid > 0);
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while (!ended(pid) && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(1ms);
+    CHECK(ended(pid));
+  }
 }

@@ -1,6 +1,7 @@
 #include "probe.hpp"
 
 #include <algorithm>
+#include <array>
 #include <cerrno>
 #include <csignal>
 #include <cstdlib>
@@ -11,7 +12,8 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <spawn.h>
-#include <sys/socket.h>  // socketpair
+#include <sys/socket.h>   // socketpair
+#include <sys/syscall.h>  // SYS_pidfd_open
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -69,9 +71,10 @@ bool apply_result(const std::string& line, PluginRecord& record) {
   return true;
 }
 
-// Reads one line from the child within `deadline`. Returns the line, or nothing on end of file (the child is
-// gone) or timeout (`timed_out` set).
-std::optional<std::string> read_line(int fd, std::string& buffer, Clock::time_point deadline,
+// Reads one line from the child within `deadline`. Returns the line, or nothing on end of file or the
+// child's end (`exited`, a pidfd, -1 if none: a process the plugin forked keeps the socket open, so its end
+// of file may never come) or on timeout (`timed_out` set).
+std::optional<std::string> read_line(int fd, int exited, std::string& buffer, Clock::time_point deadline,
                                      bool& timed_out) {
   timed_out = false;
   for (;;) {
@@ -85,10 +88,13 @@ std::optional<std::string> read_line(int fd, std::string& buffer, Clock::time_po
       timed_out = true;
       return std::nullopt;
     }
-    pollfd p{fd, POLLIN, 0};
-    const int ready = poll(&p, 1, static_cast<int>(std::min<std::int64_t>(left.count(), 60'000)));
+    std::array<pollfd, 2> p{pollfd{fd, POLLIN, 0}, pollfd{exited, POLLIN, 0}};
+    const int ready =
+        poll(p.data(), exited >= 0 ? 2 : 1, static_cast<int>(std::min<std::int64_t>(left.count(), 60'000)));
     if (ready < 0 && errno == EINTR) continue;
     if (ready == 0) continue;  // loop re-checks the deadline
+    // The child has ended and left nothing more to read (what it wrote before it ended would be readable).
+    if (p[0].revents == 0 && p[1].revents != 0) return std::nullopt;
     char chunk[4096];
     const ssize_t n = read(fd, chunk, sizeof chunk);
     if (n < 0 && errno == EINTR) continue;
@@ -97,9 +103,16 @@ std::optional<std::string> read_line(int fd, std::string& buffer, Clock::time_po
   }
 }
 
-// Waits for the child; kills it first if `kill_it`. Returns the wait status.
+// Waits for the child, killing it first if `kill_it`, and kills whatever is left in its process group (what
+// a plugin forked there). Returns the wait status.
 int reap(pid_t pid, bool kill_it) {
-  if (kill_it) ::kill(pid, SIGKILL);
+  if (kill_it) ::kill(-pid, SIGKILL);
+  // Waited for without being reaped: until it is, its pid (its group's id) cannot be reused, so the group
+  // kill below cannot reach a stranger's group.
+  siginfo_t info{};
+  while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+  }
+  ::kill(-pid, SIGKILL);
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
@@ -163,23 +176,31 @@ bool ProbeSession::start(std::string& why) {
   // The child's stderr goes nowhere: a crashing plugin (or a sanitizer's report about it) must not clutter
   // the host's output; the reason the host records says what happened.
   posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, "/dev/null", O_WRONLY, 0);
+  // A process group of its own: whatever a plugin forks during its probe is killed with the child.
+  posix_spawnattr_t attributes;
+  posix_spawnattr_init(&attributes);
+  posix_spawnattr_setflags(&attributes, POSIX_SPAWN_SETPGROUP);
+  posix_spawnattr_setpgroup(&attributes, 0);
   pid_t pid = -1;
-  const int error = posix_spawn(&pid, executable_.c_str(), &actions, nullptr, argv.data(), environ);
+  const int error = posix_spawn(&pid, executable_.c_str(), &actions, &attributes, argv.data(), environ);
+  posix_spawnattr_destroy(&attributes);
   posix_spawn_file_actions_destroy(&actions);
   if (error != 0) {
     why = fmt::format("cannot start the plugin probe {}: {}", executable_.string(), std::strerror(error));
     return false;
   }
   pid_ = pid;
+  exit_ = FileDescriptor(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
   socket_ = std::move(ours);
   buffer_.clear();
   served_ = 0;
   bool timed_out = false;
-  auto hello = read_line(socket_.get(), buffer_, Clock::now() + startup_limit, timed_out);
+  auto hello = read_line(socket_.get(), exit_.get(), buffer_, Clock::now() + startup_limit, timed_out);
   if (hello && *hello == R"({"taskhive_probe":2})") return true;
   const bool answered = hello.has_value();
   const int status = reap(pid_, true);
   pid_ = -1;
+  exit_ = FileDescriptor();
   socket_ = FileDescriptor();
   why = fmt::format("plugin probe {} failed: {}", executable_.string(),
                     timed_out  ? "did not start within " + format_limit(startup_limit)
@@ -193,6 +214,7 @@ void ProbeSession::stop(bool kill_it) {
   socket_ = FileDescriptor();  // end of file: an idle child exits by itself
   reap(pid_, kill_it);
   pid_ = -1;
+  exit_ = FileDescriptor();
 }
 
 ProbeSession::Outcome ProbeSession::attempt(int fd, PluginRecord& record, int& wait_status) {
@@ -209,10 +231,12 @@ ProbeSession::Outcome ProbeSession::attempt(int fd, PluginRecord& record, int& w
   bool timed_out = false;
   std::optional<std::string> line;
   if (send_descriptor(socket_.get(), fd))
-    line = read_line(socket_.get(), buffer_, Clock::now() + timeout_, timed_out);  // the per-plugin limit
+    line = read_line(socket_.get(), exit_.get(), buffer_, Clock::now() + timeout_,
+                     timed_out);  // the per-plugin limit
   if (line && apply_result(*line, record)) return Outcome::answered;
   wait_status = reap(pid_, true);  // SIGKILL is harmless if it is already dead: not yet reaped
   pid_ = -1;
+  exit_ = FileDescriptor();
   socket_ = FileDescriptor();
   if (timed_out) return Outcome::timed_out;
   if (line) {

@@ -57,7 +57,9 @@ class ProbeSession {
 
   std::filesystem::path executable_;
   std::chrono::milliseconds timeout_;
-  pid_t pid_ = -1;
+  pid_t pid_ = -1;  // also the id of the child's own process group, which holds whatever it forks
+  FileDescriptor
+      exit_;  // a pidfd of the child: readable once it has ended (none if the kernel lacks pidfd_open)
   FileDescriptor socket_;
   std::string buffer_;
   std::size_t served_ = 0;  // plugins probed by the current child

@@ -4,6 +4,7 @@
 #define _POSIX_C_SOURCE 200809L /* pause() for CORPUS_CTOR_HANG */
 
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <unistd.h>
 
@@ -70,7 +71,7 @@ extern int taskhive_corpus_symbol_defined_nowhere(void);
 
 /* Plugins that misbehave while loading, for the probe: only ever loaded in the probe's child process (they
  * live in their own directory, corpus-crash, so the in-process loader tests never meet them). */
-#if defined(CORPUS_CTOR_SEGV) || defined(CORPUS_ENTRY_CRASH)
+#if defined(CORPUS_CTOR_SEGV) || defined(CORPUS_ENTRY_CRASH) || defined(CORPUS_CTOR_FORK_SEGV)
 /* no_sanitize: in a TASKHIVE_SANITIZE build, UBSan would report the NULL store and exit with status 1 instead
  * of letting the SIGSEGV happen. */
 __attribute__((no_sanitize("undefined"))) static void segfault(void) {
@@ -96,6 +97,23 @@ __attribute__((constructor)) static void on_load(void) {
 #elif defined(CORPUS_CTOR_HANG)
 __attribute__((constructor)) static void on_load(void) {
   for (;;) pause();
+}
+#elif defined(CORPUS_CTOR_FORK_SEGV)
+/* Forks a process that would outlive it (holding the probe's socket, as any forked process does), then
+ * crashes: the probe must report the crash rather than wait out its timeout for an end of file that never
+ * comes, and must not leave the forked process behind. The forked process writes its pid to
+ * $TASKHIVE_CORPUS_PID_FILE, for the test to look for it. */
+__attribute__((constructor)) static void on_load(void) {
+  if (fork() == 0) {
+    const char* file = getenv("TASKHIVE_CORPUS_PID_FILE");
+    FILE* out = file ? fopen(file, "w") : NULL;
+    if (out) {
+      fprintf(out, "%ld\n", (long)getpid());
+      fclose(out);
+    }
+    for (;;) pause();
+  }
+  segfault();
 }
 #endif
 
