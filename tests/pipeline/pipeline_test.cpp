@@ -189,6 +189,72 @@ pipeline:
   }
 }
 
+TEST_CASE("an item dead-lettered twice carries one error and one stage, the latest", "[pipeline]") {
+  Fixture fixture;
+  taskhive::Scheduler scheduler({.workers = 2});
+  const auto summary = run(fixture, fixture.config(R"(
+pipeline:
+  source: {name: numbers, uses: pipetest.count, params: {n: 5}}
+  stages: [{name: picky, uses: pipetest.tag, params: {fail_on: "3"}, on_error: dead_letter, dead_letter: first}]
+  sink:
+    - {name: out, uses: pipetest.collect, params: {path: "${out}/good.txt"}}
+    - name: first
+      uses: pipetest.collect
+      params: {path: "${out}/first.txt", fail_on: "3"}
+      on_error: dead_letter
+      dead_letter: second
+    - {name: second, uses: pipetest.collect, params: {path: "${out}/second.txt", metadata: true}}
+)"),
+                           scheduler);
+  CHECK(lines(fixture.out("second.txt")) ==
+        std::vector<std::string>{"3|number=3|error=sink told to fail on 3|stage=first"});
+}
+
+TEST_CASE("a plugin that emits a malformed item fails that item with the host's reason", "[pipeline]") {
+  // The emit callback runs inside plugin code: it must refuse a NULL metadata value with an error code, not
+  // throw through the C ABI.
+  Fixture fixture;
+  taskhive::Scheduler scheduler({.workers = 2});
+  const auto summary = run(fixture, fixture.config(R"(
+pipeline:
+  source: {name: numbers, uses: pipetest.count, params: {n: 3}}
+  stages: [{name: broken, uses: pipetest.tag, params: {null_value: true}, on_error: skip}]
+  sink: {name: out, uses: pipetest.collect, params: {path: "${out}/out.txt"}}
+)"),
+                           scheduler);
+  CHECK(summary.fatal_error.empty());  // the host carried on: each item failed, and was skipped
+  CHECK(stats(summary, "broken").failed == 3);
+  CHECK(lines(fixture.out("out.txt")).empty());
+  REQUIRE_FALSE(summary.first_errors.empty());
+  CHECK(summary.first_errors.front() ==
+        "broken: the plugin emitted an item with a NULL metadata key or value");
+}
+
+TEST_CASE("a sink call that overruns its timeout writes its item once and counts it written", "[pipeline]") {
+  // The call cannot be interrupted and its write has happened: failing it would retry the write.
+  Fixture fixture;
+  taskhive::Scheduler scheduler({.workers = 2});
+  const auto summary = run(fixture, fixture.config(R"(
+pipeline:
+  source: {name: numbers, uses: pipetest.count, params: {n: 3}}
+  sink:
+    name: out
+    uses: pipetest.collect
+    params: {path: "${out}/out.txt", slow_ms: 20}
+    timeout: 1ms
+    retry: {limit: 2}
+)"),
+                           scheduler);
+  CHECK(summary.ok());
+  CHECK(lines(fixture.out("out.txt")) == numbers(3));
+  CHECK(stats(summary, "out").out == 3);
+  CHECK(stats(summary, "out").failed == 0);
+  CHECK(stats(summary, "out").retries == 0);
+  REQUIRE_FALSE(summary.first_errors.empty());
+  CHECK(summary.first_errors.front().find("over its timeout of 1ms (the item was written)") !=
+        std::string::npos);
+}
+
 TEST_CASE("a failing call is retried after its backoff and then succeeds", "[pipeline]") {
   Fixture fixture;
   taskhive::Scheduler scheduler({.workers = 2});

@@ -6,14 +6,17 @@
 //                       item fails that many times before it succeeds (counted per item text, process-wide,
 //                       under a mutex); `split`: emits the item this many times; `slow_below`: items whose
 //                       number is below it busy-wait a little, so a parallel stage finishes them late; a
-//                       negative split is refused at create()
+//                       negative split is refused at create(); `null_value`: emits its item with a metadata
+//                       value that is NULL, which the host must refuse (through the C ABI, without throwing)
 //   sink "collect":     appends each item as a line to `path` at finish ("bytes" or, with
-//                       metadata=true, "bytes|key=value|..."); `fail_on`: consuming that item fails
+//                       metadata=true, "bytes|key=value|..."); `fail_on`: consuming that item fails;
+//                       `slow_ms`: each call takes at least that long
 #include <chrono>
 #include <fstream>
 #include <map>
 #include <mutex>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include <taskhive/plugin.hpp>
@@ -56,13 +59,15 @@ class Tag {
       {"fail_on", TASKHIVE_PARAM_STRING, 0, "", "an item text that fails"},
       {"fail_times", TASKHIVE_PARAM_INT, 0, "0", "failures of each item before it succeeds"},
       {"split", TASKHIVE_PARAM_INT, 0, "1", "copies of each item"},
-      {"slow_below", TASKHIVE_PARAM_INT, 0, "0", "items numbered below this are slow"}};
+      {"slow_below", TASKHIVE_PARAM_INT, 0, "0", "items numbered below this are slow"},
+      {"null_value", TASKHIVE_PARAM_BOOL, 0, "false", "emit a NULL metadata value"}};
   explicit Tag(const plugin::Params& params)
       : prefix_(params.get_or("prefix", "")),
         fail_on_(params.get_or("fail_on", "")),
         fail_times_(std::stoi(params.get_or("fail_times", "0"))),
         split_(std::stoi(params.get_or("split", "1"))),
-        slow_below_(std::stoi(params.get_or("slow_below", "0"))) {
+        slow_below_(std::stoi(params.get_or("slow_below", "0"))),
+        null_value_(params.get_or("null_value", "false") == "true") {
     if (split_ < 0) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "split must be 0 or more");
   }
   void process(const plugin::Item& in, plugin::Emitter& emit) {
@@ -78,12 +83,14 @@ class Tag {
       while (std::chrono::steady_clock::now() < until) {
       }
     }
+    if (null_value_) emit(prefix_ + text, {{"broken", nullptr}});
     for (int i = 0; i < split_; ++i) emit(prefix_ + text, in.metadata());
   }
 
  private:
   std::string prefix_, fail_on_;
   int fail_times_, split_, slow_below_;
+  bool null_value_;
 };
 
 class Collect {
@@ -91,12 +98,15 @@ class Collect {
   static constexpr taskhive_param_decl parameters[] = {
       {"path", TASKHIVE_PARAM_STRING, 1, nullptr, "the file to append to"},
       {"metadata", TASKHIVE_PARAM_BOOL, 0, "false", "write metadata too"},
-      {"fail_on", TASKHIVE_PARAM_STRING, 0, "", "an item text whose consumption fails"}};
+      {"fail_on", TASKHIVE_PARAM_STRING, 0, "", "an item text whose consumption fails"},
+      {"slow_ms", TASKHIVE_PARAM_INT, 0, "0", "each call takes at least this long"}};
   explicit Collect(const plugin::Params& params)
       : path_(params.get_or("path", "")),
         metadata_(params.get_or("metadata", "false") == "true"),
-        fail_on_(params.get_or("fail_on", "")) {}
+        fail_on_(params.get_or("fail_on", "")),
+        slow_(std::chrono::milliseconds(std::stoi(params.get_or("slow_ms", "0")))) {}
   void process(const plugin::Item& in) {
+    if (slow_.count() > 0) std::this_thread::sleep_for(slow_);  // a sink that overruns its timeout, always
     std::string line(in.text());
     if (!fail_on_.empty() && line == fail_on_) throw std::runtime_error("sink told to fail on " + line);
     if (metadata_)
@@ -113,6 +123,7 @@ class Collect {
   std::string path_;
   bool metadata_;
   std::string fail_on_;
+  std::chrono::milliseconds slow_;
   std::vector<std::string> lines_;
 };
 

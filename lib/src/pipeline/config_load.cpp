@@ -655,6 +655,37 @@ class Reader {
     check_dead_letter(p.source);
     for (const auto& s : p.stages) check_dead_letter(s);
     for (const auto& s : p.sinks) check_dead_letter(s);
+
+    // Sinks whose dead letters lead back to themselves: an item that fails in each would go round forever.
+    // Reported once per cycle, at its first sink in the file.
+    const auto dead_letter_of = [&](std::size_t i) -> std::optional<std::size_t> {
+      const auto& sink = p.sinks[i];
+      if (!sink.dead_letter.pos.known() || !sink.on_error.pos.known() ||
+          *sink.on_error != OnError::dead_letter)
+        return std::nullopt;
+      for (std::size_t j = 0; j < p.sinks.size(); ++j)
+        if (j != i && p.sinks[j].name.pos.known() && *p.sinks[j].name == *sink.dead_letter) return j;
+      return std::nullopt;
+    };
+    for (std::size_t first = 0; first < p.sinks.size(); ++first) {
+      std::vector<std::size_t> path{first};
+      for (auto next = dead_letter_of(first); next; next = dead_letter_of(*next)) {
+        if (*next == first) {
+          if (*std::min_element(path.begin(), path.end()) == first) {
+            std::vector<std::string> names;
+            for (const auto i : path) names.push_back(*p.sinks[i].name);
+            names.push_back(*p.sinks[first].name);
+            error(p.sinks[first].dead_letter.pos,
+                  fmt::format("dead letters go round in a cycle: {}; an item that fails in each would never "
+                              "leave it. End the chain at a sink whose on_error is skip or fail",
+                              fmt::join(names, " -> ")));
+          }
+          break;
+        }
+        if (std::find(path.begin(), path.end(), *next) != path.end()) break;  // a cycle that does not
+        path.push_back(*next);                                                // include `first`
+      }
+    }
   }
 
   // ---- plugins ----

@@ -57,15 +57,53 @@ struct ItemView {
   taskhive_item view{};
 };
 
-int32_t collect(void* context, const taskhive_item* item) {
-  auto* out = static_cast<std::vector<Item>*>(context);
-  Item copy;
-  if (item->size > 0) copy.bytes.assign(reinterpret_cast<const char*>(item->data), item->size);
-  copy.metadata.reserve(item->metadata_count);
-  for (std::size_t i = 0; i < item->metadata_count; ++i)
-    copy.metadata.emplace_back(item->metadata[i].key, item->metadata[i].value);
-  out->push_back(std::move(copy));
+// What a plugin call emitted, and why the host refused an emit, if it did.
+struct Emitted {
+  std::vector<Item> items;
+  std::string refusal;  // the first refused emit: the call fails with this, whatever the plugin returns
+};
+
+// The emit callback. Called from plugin code, so nothing may escape it (an exception cannot cross the C ABI):
+// a malformed item is refused with TASKHIVE_ERR_INVALID_PARAM, and no memory with TASKHIVE_ERR_NO_MEMORY.
+int32_t collect(void* context, const taskhive_item* item) noexcept {
+  auto* out = static_cast<Emitted*>(context);
+  const auto refuse = [&](int32_t code, const char* why) {
+    if (out->refusal.empty()) out->refusal = why;
+    return code;
+  };
+  if (item == nullptr) return refuse(TASKHIVE_ERR_INVALID_PARAM, "the plugin emitted a NULL item");
+  if (item->size > 0 && item->data == nullptr)
+    return refuse(TASKHIVE_ERR_INVALID_PARAM,
+                  "the plugin emitted an item with NULL data and a non-zero size");
+  if (item->metadata_count > 0 && item->metadata == nullptr)
+    return refuse(TASKHIVE_ERR_INVALID_PARAM, "the plugin emitted an item with NULL metadata and a count");
+  for (std::size_t i = 0; i < item->metadata_count; ++i) {
+    if (item->metadata[i].key == nullptr || item->metadata[i].value == nullptr)
+      return refuse(TASKHIVE_ERR_INVALID_PARAM,
+                    "the plugin emitted an item with a NULL metadata key or value");
+  }
+  try {
+    Item copy;
+    if (item->size > 0) copy.bytes.assign(reinterpret_cast<const char*>(item->data), item->size);
+    copy.metadata.reserve(item->metadata_count);
+    for (std::size_t i = 0; i < item->metadata_count; ++i)
+      copy.metadata.emplace_back(item->metadata[i].key, item->metadata[i].value);
+    out->items.push_back(std::move(copy));
+  } catch (...) {
+    return refuse(TASKHIVE_ERR_NO_MEMORY, "the host ran out of memory copying an emitted item");
+  }
   return TASKHIVE_OK;
+}
+
+// Sets `key` to `value`, replacing an earlier value: keys are unique within an item.
+void set_metadata(Item& item, std::string_view key, std::string value) {
+  for (auto& [k, v] : item.metadata) {
+    if (k == key) {
+      v = std::move(value);
+      return;
+    }
+  }
+  item.metadata.emplace_back(std::string(key), std::move(value));
 }
 
 std::string message_of(const taskhive_error& error, int32_t code) {
@@ -257,8 +295,9 @@ class PipelineState {
         break;
       case OnError::dead_letter: {
         stage.dead_lettered.fetch_add(1, std::memory_order_relaxed);
-        item.metadata.emplace_back("error", message);
-        item.metadata.emplace_back("stage", *stage.config->name);
+        // Replaced, not added, when the item was dead-lettered before (or its plugin set them): one key each.
+        set_metadata(item, "error", message);
+        set_metadata(item, "stage", *stage.config->name);
         auto letter = std::make_shared<Batch>();
         letter->items.push_back(std::move(item));
         dead_letter_nodes_.at(stage.dead_letter)->try_put(letter);
@@ -276,7 +315,7 @@ class PipelineState {
       return "cannot create an instance: " + *error;
     }
     void* self = std::get<void*>(instance);
-    std::vector<Item> emitted;
+    Emitted emitted;
     taskhive_error error{};
     const auto limit = *stage.config->timeout;
     const auto began = limit.count() > 0 ? SteadyClock::now() : SteadyClock::time_point{};
@@ -292,11 +331,23 @@ class PipelineState {
                           ? std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - began)
                           : std::chrono::milliseconds::zero();
     stage.release(self);
+    if (!emitted.refusal.empty()) {
+      if (code == TASKHIVE_OK || code == TASKHIVE_END) code = TASKHIVE_ERR_INVALID_PARAM;
+      return emitted.refusal;
+    }
     if (code != TASKHIVE_OK && code != TASKHIVE_END) return message_of(error, code);
-    if (limit.count() > 0 && took > limit)
+    if (limit.count() > 0 && took > limit) {
+      if (stage.kind->type == TASKHIVE_KIND_SINK) {
+        // A sink's write has happened: failing the call now would retry it (writing the item twice) or count
+        // a written item as failed. The overrun is reported, and the item counts as written.
+        note_error(stage, fmt::format("a call took {}, over its timeout of {} (the item was written)",
+                                      format_duration(took), format_duration(limit)));
+        return std::nullopt;
+      }
       return fmt::format("timed out: the call took {}, over its timeout of {}", format_duration(took),
                          format_duration(limit));
-    for (auto& e : emitted) outputs.push_back(std::move(e));
+    }
+    for (auto& e : emitted.items) outputs.push_back(std::move(e));
     return std::nullopt;
   }
 
@@ -364,8 +415,24 @@ class PipelineState {
       }
       resume_it();
     });
-    std::lock_guard lock(retry_mutex_);
-    if (const auto it = pending_retries_.find(key); it != pending_retries_.end()) it->second.timer_id = id;
+    std::function<void()> resume_now;
+    {
+      std::lock_guard lock(retry_mutex_);
+      if (const auto it = pending_retries_.find(key); it != pending_retries_.end()) {
+        it->second.timer_id = id;
+        // A cancel() that emptied pending_retries_ before this entry went in would leave it to wait out its
+        // whole backoff. cancel() sets cancelled_ before it takes the lock to empty the map, so if it is
+        // still unset here, that cancel() has yet to take the lock and will find this entry.
+        if (cancelled_.load()) {
+          resume_now = std::move(it->second.resume);
+          pending_retries_.erase(it);
+        }
+      }
+    }
+    if (resume_now) {
+      timer_.cancel(id);
+      resume_now();
+    }
   }
 
   // Every normal sink gets every item of the batch, in order.
