@@ -69,8 +69,11 @@ bool TaskContext::deadline_expired() const noexcept {
 }
 
 void TaskContext::throw_if_cancelled() const {
+  if (!cancellation_requested()) return;  // true for a passed deadline too
+  // Which one is decided after the fact: asked the other way round, a deadline passing between the two looks
+  // was reported as a cancel (both flags only ever go from false to true).
   if (deadline_expired()) throw OperationCancelled("task '" + record_.name + "' passed its deadline");
-  if (cancellation_requested()) throw OperationCancelled("task '" + record_.name + "' was cancelled");
+  throw OperationCancelled("task '" + record_.name + "' was cancelled");
 }
 
 // --- TaskHandle
