@@ -4,10 +4,12 @@
 
 #include <atomic>
 #include <chrono>
+#include <condition_variable>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <latch>
+#include <mutex>
 #include <set>
 #include <string>
 #include <thread>
@@ -17,6 +19,7 @@
 #include <taskhive/plugin_catalog.hpp>
 #include <taskhive/scheduler.hpp>
 
+#include "directory_watch.hpp"
 #include "plugins/temp_dir.hpp"
 
 namespace fs = std::filesystem;
@@ -282,5 +285,62 @@ TEST_CASE("a watched directory with a file name that is not UTF-8 keeps being re
   before = catalog->generation();
   fs::remove(dir / "odd \xff name.so");
   REQUIRE(catalog->wait_for_change(before, 30s));
+  CHECK_FALSE(catalog->lease("versioned"));
+}
+
+TEST_CASE("a watched directory that is removed and made again is still watched", "[plugins][catalog]") {
+  // At the level of the watch itself, so each step can be waited for: the removal is seen, the new directory
+  // is seen arriving in its parent, and a file in it is seen (the old watch died with the old directory).
+  TempDir root;
+  const auto dir = root / "plugins";
+  fs::create_directory(dir);
+  std::mutex mutex;
+  std::condition_variable changed;
+  int calls = 0;
+  taskhive::detail::DirectoryWatch watch({dir}, /*use_inotify=*/true, 0ms, 20ms, [&] {
+    std::lock_guard lock(mutex);
+    ++calls;
+    changed.notify_all();
+  });
+  const auto called = [&](int n) {
+    std::unique_lock lock(mutex);
+    return changed.wait_for(lock, 30s, [&] { return calls >= n; });
+  };
+  fs::remove_all(dir);
+  REQUIRE(called(1));
+  fs::create_directory(dir);
+  REQUIRE(called(2));
+  std::ofstream(dir / "plugin.so") << "new";
+  CHECK(called(3));
+}
+
+TEST_CASE("a watched symlink switched to another release directory is followed", "[plugins][catalog]") {
+  // The usual atomic deploy: current -> v1, then a new symlink current -> v2 renamed over it.
+  TempDir root;
+  for (const char* release : {"v1", "v2"}) {
+    fs::create_directory(root / release);
+    fs::permissions(root / release, fs::perms(0755));
+  }
+  install(v1, root / "v1" / "plugin.so");
+  install(v2, root / "v2" / "plugin.so");
+  fs::create_directory_symlink(root / "v1", root / "current");
+  auto catalog = open({.loader = {.dirs = {root / "current"}, .probe = true}, .watch = true, .settle = 20ms});
+  {
+    auto lease = catalog->lease("versioned");
+    REQUIRE(lease);
+    CHECK(tag(*lease, "x") == "v1:x");
+  }
+  const auto before = catalog->generation();
+  fs::create_directory_symlink(root / "v2", root / "current.new");
+  fs::rename(root / "current.new", root / "current");
+  REQUIRE(catalog->wait_for_change(before, 30s));
+  auto lease = catalog->lease("versioned");
+  INFO(lease.error());
+  REQUIRE(lease);
+  CHECK(tag(*lease, "x") == "v2:x");
+  // And the new release's directory is the one watched now.
+  const auto switched = catalog->generation();
+  fs::remove(root / "v2" / "plugin.so");
+  REQUIRE(catalog->wait_for_change(switched, 30s));
   CHECK_FALSE(catalog->lease("versioned"));
 }

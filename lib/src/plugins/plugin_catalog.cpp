@@ -122,10 +122,12 @@ class CatalogState {
     return changed_.wait_for(lock, timeout, [&] { return generation() > seen; });
   }
 
-  void start_watch(const std::vector<std::filesystem::path>& dirs) {
+  // Watches the directories as configured (not as resolved at open): the watch follows a directory that is
+  // replaced, and each rescan resolves the names again.
+  void start_watch() {
     if (!options_.watch && options_.rescan_interval.count() <= 0) return;
     watch_ = std::make_unique<DirectoryWatch>(
-        dirs, options_.watch, options_.rescan_interval, options_.settle, [this] {
+        options_.loader.dirs, options_.watch, options_.rescan_interval, options_.settle, [this] {
           auto summary = rescan();
           if (summary)
             logger()->debug("plugin rescan: {} added, {} changed, {} removed", summary->added,
@@ -223,7 +225,7 @@ LoadResult<std::unique_ptr<PluginCatalog>> PluginCatalog::open(CatalogOptions op
   }
   auto state = std::make_unique<detail::CatalogState>(std::move(options), std::move(allowlist));
   if (auto first = state->rescan(/*initial=*/true); !first) return Result::failure(first.error());
-  state->start_watch(*dirs);
+  state->start_watch();
   return std::unique_ptr<PluginCatalog>(new PluginCatalog(std::move(state)));
 }
 
