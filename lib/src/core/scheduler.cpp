@@ -517,7 +517,8 @@ bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) 
   const bool timed_out = reason == StopReason::timed_out;
   bool asked_running_task = false;
   for (;;) {
-    switch (record->state.load(std::memory_order_seq_cst)) {
+    const auto state = record->state.load(std::memory_order_seq_cst);
+    switch (state) {
       case TaskState::queued: {
         if (!record->transition(TaskState::queued, kFinishing)) continue;
         auto& core = *record->core;
@@ -549,8 +550,9 @@ bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) 
         continue;
       }
       default:
-        // The timer is putting it back in the queue, for well under a microsecond: wait that out.
-        if (record->state.load(std::memory_order_seq_cst) == kRequeueing) {
+        // The timer is putting it back in the queue, for well under a microsecond: wait that out. (The state
+        // read above, not a new read: one that found it queued by now would return with the task not ended.)
+        if (state == kRequeueing) {
           std::this_thread::yield();
           continue;
         }
