@@ -110,9 +110,10 @@ int reap(pid_t pid, bool kill_it) {
   // Waited for without being reaped: until it is, its pid (its group's id) cannot be reused, so the group
   // kill below cannot reach a stranger's group.
   siginfo_t info{};
-  while (waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT) < 0 && errno == EINTR) {
+  int waited = 0;
+  while ((waited = waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT)) < 0 && errno == EINTR) {
   }
-  ::kill(-pid, SIGKILL);
+  if (waited == 0) ::kill(-pid, SIGKILL);  // not if it was reaped elsewhere (SIGCHLD ignored by the host)
   int status = 0;
   while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
   }
