@@ -5,6 +5,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <set>
 
 #include <fmt/format.h>
 
@@ -83,30 +84,45 @@ SchedulerOptions scheduler_options(const Config& config, const ConfigArgs& args)
   return options;
 }
 
-// Where Ctrl-C goes: the pipeline running now and the workflow, if any.
+// Where Ctrl-C goes: the workflow, if any, and every pipeline running now (one in pipeline mode, any number
+// of a workflow's pipeline tasks).
 struct Interrupts {
   std::mutex mutex;
-  PipelineRun* pipeline = nullptr;
+  std::set<PipelineRun*> pipelines;
   WorkflowRunner* workflow = nullptr;
+  bool stopping = false;
+  bool cancelling = false;
 
   void stop() {
     std::lock_guard lock(mutex);
+    stopping = true;
     if (workflow) workflow->stop();
-    if (pipeline) pipeline->stop();
+    for (auto* run : pipelines) run->stop();
   }
   void cancel() {
     std::lock_guard lock(mutex);
+    cancelling = true;
     if (workflow) workflow->stop();
-    if (pipeline) pipeline->cancel();
+    for (auto* run : pipelines) run->cancel();
   }
-  void set_pipeline(PipelineRun* run) {
+  // A pipeline about to run; one that starts after an interrupt is stopped or cancelled at once.
+  void add(PipelineRun* run) {
     std::lock_guard lock(mutex);
-    pipeline = run;
+    pipelines.insert(run);
+    if (cancelling)
+      run->cancel();
+    else if (stopping)
+      run->stop();
+  }
+  void remove(PipelineRun* run) {
+    std::lock_guard lock(mutex);
+    pipelines.erase(run);
   }
 };
 
 // A workflow: its tasks on the scheduler; a `pipeline:` task runs its pipeline in the same arena. Ctrl-C
-// stops the workflow (nothing new starts) and the pipeline running then (it drains).
+// stops the workflow (nothing new starts) and the pipelines running then (they drain); a second Ctrl-C
+// cancels those pipelines (what is in flight is dropped, retries waiting out a backoff included).
 int run_workflow(Loaded& loaded, Scheduler& scheduler, const SignalWatcher& signals, Interrupts& interrupts) {
   WorkflowOptions options;
   options.catalog = loaded.catalog.get();
@@ -115,7 +131,9 @@ int run_workflow(Loaded& loaded, Scheduler& scheduler, const SignalWatcher& sign
     if (!run) return PipelineOutcome::failure(run.error());
     // The workflow's stop() and the task's timeout reach the pipeline through its source.
     (*run)->stop_when([&context] { return context.cancellation_requested(); });
+    interrupts.add(run->get());
     const PipelineSummary summary = (*run)->run();
+    interrupts.remove(run->get());
     std::cerr << fmt::format("pipeline of task \"{}\":\n{}", *task.name, format_summary(summary));
     if (summary.ok()) return PipelineOutcome::success();
     return PipelineOutcome::failure(summary.fatal_error.empty()
@@ -174,10 +192,9 @@ int run_command(const ConfigArgs& args) {
     std::cerr << "taskhive run: " << run.error() << '\n';
     return kExitPlugin;
   }
-  interrupts.set_pipeline(run->get());
-  if (signals.received() > 0) (*run)->stop();  // interrupted while it was being set up
+  interrupts.add(run->get());  // interrupted while it was being set up: stopped or cancelled now
   const PipelineSummary summary = (*run)->run();
-  interrupts.set_pipeline(nullptr);
+  interrupts.remove(run->get());
   std::cerr << format_summary(summary);
   if (signals.received() > 0) return kExitInterrupted;
   return summary.ok() ? kExitOk : kExitFailures;

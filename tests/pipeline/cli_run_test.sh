@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # `taskhive run` and `validate` end to end: exit codes 0, 1, 2, 3 and 130, diagnostics, --print, and Ctrl-C
-# (SIGINT to a running pipeline: it drains, finishes its sinks and exits 130).
+# (SIGINT to a running pipeline: it drains, finishes its sinks and exits 130; a second one to a workflow
+# cancels its pipelines).
 #   cli_run_test.sh TASKHIVE PIPETEST_PLUGIN_DIR
 set -euo pipefail
 taskhive="$1"
@@ -121,4 +122,36 @@ grep -q "stopped early" "$work/stderr" || fail "no stopped summary: $(cat "$work
 lines=$(wc -l <"$work/endless.txt")
 [ "$lines" -gt 0 ] || fail "nothing drained to the sink"
 grep -q "^out .* $lines " "$work/stderr" || true
+# 130 from a workflow: the first SIGINT stops it and lets its pipeline drain; the second cancels the pipeline,
+# here stuck with every item waiting out an hour's retry backoff, so the run ends at once.
+cat >"$work/wf-stuck.yaml" <<'YAML'
+plugins: {dirs: [plugins]}
+workflow:
+  tasks:
+    - name: stuck
+      pipeline:
+        source: {name: numbers, uses: pipetest.count, params: {n: 3, started_file: "${started}"}}
+        stages:
+          - name: flaky
+            uses: pipetest.tag
+            params: {fail_times: "1000000"}
+            retry: {limit: 5, backoff: {initial: 1h, max: 1h, jitter: false}}
+            on_error: skip
+        sink: {name: out, uses: pipetest.collect, params: {path: "${out}"}}
+YAML
+rm -f "$work/started"
+"$taskhive" run "$work/wf-stuck.yaml" --var started="$work/started" --var out="$work/stuck.txt" \
+  >"$work/stdout" 2>"$work/stderr" &
+pid=$!
+for _ in $(seq 600); do [ -e "$work/started" ] && break; sleep 0.05; done   # wait for the condition
+[ -e "$work/started" ] || fail "the workflow's pipeline never started"
+kill -INT "$pid"
+for _ in $(seq 600); do grep -q "interrupted" "$work/stderr" && break; sleep 0.05; done
+grep -q "interrupted" "$work/stderr" || fail "the first SIGINT was not taken: $(cat "$work/stderr")"
+kill -INT "$pid"
+for _ in $(seq 600); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done   # up to 30 s, not an hour
+if kill -0 "$pid" 2>/dev/null; then fail "a second SIGINT did not cancel the workflow's pipeline"; fi
+set +e; wait "$pid"; got=$?; set -e
+pid=""
+[ "$got" -eq 130 ] || { cat "$work/stderr" >&2; fail "cancelled workflow exited $got, expected 130"; }
 echo "cli run tests passed"
