@@ -7,6 +7,7 @@
 #include <condition_variable>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iterator>
 #include <latch>
 #include <mutex>
@@ -343,4 +344,34 @@ TEST_CASE("a watched symlink switched to another release directory is followed",
   fs::remove(root / "v2" / "plugin.so");
   REQUIRE(catalog->wait_for_change(switched, 30s));
   CHECK_FALSE(catalog->lease("versioned"));
+}
+
+TEST_CASE("a plugin that loads slowly holds up no one but its own lease", "[plugins][catalog]") {
+  // The first lease loads the plugin, running its constructors for as long as they take: here until the
+  // test opens a gate. Meanwhile the catalog answers records() and a rescan (they waited before).
+  TempDir dir, scratch;
+  install(fs::path(TASKHIVE_GATE_CORPUS_DIR) / "ctor_gate.so", dir / "gate.so");
+  const auto started = scratch / "started";
+  const auto gate = scratch / "gate";
+  ::setenv("TASKHIVE_CORPUS_STARTED_FILE", started.c_str(), 1);
+  ::setenv("TASKHIVE_CORPUS_GATE_FILE", gate.c_str(), 1);
+  auto catalog = open({.loader = {.dirs = {dir.path()}, .probe = true}});
+  auto loading = std::async(std::launch::async, [&] { return catalog->lease("corpus_bad"); });
+  const auto give_up = std::chrono::steady_clock::now() + 30s;
+  while (!fs::exists(started) && std::chrono::steady_clock::now() < give_up) std::this_thread::sleep_for(1ms);
+  REQUIRE(fs::exists(started));  // the lease is inside the plugin's constructor now
+  auto looking = std::async(std::launch::async, [&] {
+    const auto records = catalog->records();
+    const auto rescan = catalog->rescan();
+    return records.size() == 1 && static_cast<bool>(rescan);
+  });
+  const bool answered = looking.wait_for(30s) == std::future_status::ready;
+  std::ofstream{gate};  // let the load finish either way
+  CHECK(answered);
+  CHECK(looking.get());
+  auto lease = loading.get();
+  INFO(lease.error());
+  CHECK(lease);
+  ::unsetenv("TASKHIVE_CORPUS_STARTED_FILE");
+  ::unsetenv("TASKHIVE_CORPUS_GATE_FILE");
 }

@@ -88,23 +88,57 @@ class CatalogState {
 
   LoadResult<PluginLease> lease(std::string_view name) {
     using Result = LoadResult<PluginLease>;
+    // A first lease loads the plugin: its constructors and entry point run then, for as long as they take.
+    // That happens under load_mutex_ (one load at a time: glibc serialises dlopen anyway, and a second lease
+    // must not load the same plugin twice), not under mutex_, so records(), rescans and leases of plugins
+    // already loaded go on meanwhile.
+    std::unique_lock loading(load_mutex_, std::defer_lock);
+    std::shared_ptr<FileDescriptor> file;
+    PluginRecord record;
+    for (;;) {
+      {
+        std::lock_guard lock(mutex_);
+        const auto entry = find_available(name);
+        if (entry == entries_.end())
+          return Result::failure(fmt::format("no plugin named \"{}\" is available", name));
+        if (entry->current) return PluginLease(entry->current);
+        if (!entry->file)
+          return Result::failure(
+              fmt::format("plugin \"{}\" failed to load: its file is no longer open", name));
+        if (loading.owns_lock()) {
+          file = entry->file;
+          record = entry->record;
+          break;
+        }
+      }
+      // Look again once it is this lease's turn to load: the one before may have loaded this plugin.
+      loading.lock();
+    }
+    auto library = load_available(file->get(), record);
     std::lock_guard lock(mutex_);
-    auto entry = std::find_if(entries_.begin(), entries_.end(), [&](const CatalogEntry& e) {
+    // The entry as it is now: a rescan meanwhile keeps an unchanged file's entry (and its descriptor).
+    const auto entry =
+        std::find_if(entries_.begin(), entries_.end(), [&](const CatalogEntry& e) { return e.file == file; });
+    if (!library) {
+      if (entry != entries_.end()) {
+        entry->record = record;
+        entry->file.reset();
+      }
+      return Result::failure(fmt::format("plugin \"{}\" failed to load: {}", name, record.reason));
+    }
+    auto version = std::make_shared<const PluginVersion>(PluginVersion{std::move(library), record});
+    if (entry != entries_.end()) {
+      entry->record = record;
+      entry->current = version;
+    }
+    // If a rescan found the file changed meanwhile, this lease still holds the version it asked for.
+    return PluginLease(std::move(version));
+  }
+
+  std::vector<CatalogEntry>::iterator find_available(std::string_view name) {  // under mutex_
+    return std::find_if(entries_.begin(), entries_.end(), [&](const CatalogEntry& e) {
       return e.record.status != PluginStatus::refused && e.record.name == name;
     });
-    if (entry == entries_.end())
-      return Result::failure(fmt::format("no plugin named \"{}\" is available", name));
-    if (entry->current) return PluginLease(entry->current);
-    if (!entry->file)
-      return Result::failure(fmt::format("plugin \"{}\" failed to load: its file is no longer open", name));
-    // Loaded under the lock: glibc serialises dlopen anyway, and a second lease must not load it twice.
-    auto library = load_available(entry->file->get(), entry->record);
-    if (!library) {
-      entry->file.reset();
-      return Result::failure(fmt::format("plugin \"{}\" failed to load: {}", name, entry->record.reason));
-    }
-    entry->current = std::make_shared<const PluginVersion>(PluginVersion{std::move(library), entry->record});
-    return PluginLease(entry->current);
   }
 
   std::vector<PluginRecord> records() const {
@@ -192,6 +226,7 @@ class CatalogState {
   std::optional<ProbeCache> cache_;  // used under rescan_mutex_
   std::optional<ProbePool> probes_;
   std::mutex rescan_mutex_;
+  std::mutex load_mutex_;     // one first-lease load at a time; taken before mutex_, never after
   mutable std::mutex mutex_;  // entries_
   mutable std::condition_variable changed_;
   std::vector<CatalogEntry> entries_;

@@ -6,6 +6,8 @@
 #include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "taskhive/plugin_abi.h"
@@ -97,6 +99,24 @@ __attribute__((constructor)) static void on_load(void) {
 #elif defined(CORPUS_CTOR_HANG)
 __attribute__((constructor)) static void on_load(void) {
   for (;;) pause();
+}
+#elif defined(CORPUS_CTOR_GATE)
+/* Loads slowly in the host, on the test's word: outside the probe (its process is taskhive-probe), the
+ * constructor creates $TASKHIVE_CORPUS_STARTED_FILE and waits (up to a minute) for $TASKHIVE_CORPUS_GATE_FILE
+ * to exist, so a test can hold a load open for as long as it looks at the catalog. */
+__attribute__((constructor)) static void on_load(void) {
+  char self[4096];
+  const ssize_t n = readlink("/proc/self/exe", self, sizeof self - 1);
+  const char* started = getenv("TASKHIVE_CORPUS_STARTED_FILE");
+  const char* gate = getenv("TASKHIVE_CORPUS_GATE_FILE");
+  int i;
+  if (n > 0) self[n] = '\0';
+  if (n <= 0 || strstr(self, "taskhive-probe") != NULL || started == NULL || gate == NULL) return;
+  fclose(fopen(started, "w"));
+  for (i = 0; i < 60000 && access(gate, F_OK) != 0; ++i) {
+    const struct timespec millisecond = {0, 1000000};
+    nanosleep(&millisecond, NULL);
+  }
 }
 #elif defined(CORPUS_CTOR_FORK_SEGV)
 /* Forks a process that would outlive it (holding the probe's socket, as any forked process does), then
