@@ -106,17 +106,12 @@ constexpr std::uint64_t kTrailingSlack = 1 << 20;
 // A file much longer than its ELF contents reach (its header tables, segments and sections with bytes in the
 // file) is refused: everything a candidate holds is hashed, and copied before it is loaded, so padding or a
 // sparse hole of gigabytes would cost that much time and memory for nothing. Called once the headers and
-// segments are known to fit in the file.
-std::optional<std::string> trailing_bytes_problem(int fd, const Elf64_Ehdr& header, std::uint64_t size) {
-  std::uint64_t extent = sizeof header;
+// segments are known to fit in the file; `segments_end` is where the furthest segment ends.
+std::optional<std::string> trailing_bytes_problem(int fd, const Elf64_Ehdr& header, std::uint64_t size,
+                                                  std::uint64_t segments_end) {
+  std::uint64_t extent = std::max<std::uint64_t>(sizeof header, segments_end);
   extent = std::max(extent, end_of(header.e_phoff, std::uint64_t{header.e_phnum} * header.e_phentsize));
   extent = std::max(extent, end_of(header.e_shoff, std::uint64_t{header.e_shnum} * header.e_shentsize));
-  for (std::uint64_t i = 0; i < header.e_phnum; ++i) {
-    Elf64_Phdr segment{};
-    if (!read_exactly(fd, &segment, sizeof segment, static_cast<off_t>(header.e_phoff + i * sizeof segment)))
-      return truncated(header.e_phoff + (i + 1) * sizeof segment, static_cast<off_t>(size));
-    extent = std::max(extent, end_of(segment.p_offset, segment.p_filesz));
-  }
   if (header.e_shentsize == sizeof(Elf64_Shdr) && header.e_shnum > 0) {
     std::vector<Elf64_Shdr> sections(header.e_shnum);
     if (!read_exactly(fd, sections.data(), sections.size() * sizeof(Elf64_Shdr),
@@ -220,14 +215,16 @@ std::optional<std::string> elf_problem(int fd, off_t file_size) {
     return truncated(header.e_shoff + std::uint64_t{header.e_shnum} * header.e_shentsize, file_size);
   if (header.e_phentsize != sizeof(Elf64_Phdr))
     return "not an ELF shared object: unexpected program header size";
+  std::uint64_t segments_end = 0;
   for (std::uint64_t i = 0; i < header.e_phnum; ++i) {
     Elf64_Phdr segment{};
     if (!read_exactly(fd, &segment, sizeof segment, static_cast<off_t>(header.e_phoff + i * sizeof segment)))
       return truncated(header.e_phoff + (i + 1) * sizeof segment, file_size);
     if (segment.p_type == PT_LOAD && !fits(segment.p_offset, 1, segment.p_filesz, size))
       return truncated(segment.p_offset + segment.p_filesz, file_size);
+    segments_end = std::max(segments_end, end_of(segment.p_offset, segment.p_filesz));
   }
-  return trailing_bytes_problem(fd, header, size);
+  return trailing_bytes_problem(fd, header, size, segments_end);
 }
 
 namespace {
