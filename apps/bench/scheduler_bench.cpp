@@ -319,7 +319,7 @@ void BM_10us_shared_heap_floor(benchmark::State& state) {
   };
   struct RunsLater {
     bool operator()(const Entry& a, const Entry& b) const {
-      return a.key != b.key ? a.key > b.key : a.sequence > b.sequence;
+      return (a.key > b.key) | ((a.key == b.key) & (a.sequence > b.sequence));  // as taskhive's
     }
   };
   tbb::global_control parallelism{tbb::global_control::max_allowed_parallelism, kWorkers + 1};
