@@ -330,6 +330,30 @@ TEST_CASE("a full queue rejects try_submit with the reason", "[scheduler][capaci
   CHECK(scheduler.metrics().submitted == 4);
 }
 
+TEST_CASE("the running gauge counts attempts inside their callable", "[scheduler][metrics]") {
+  Scheduler scheduler({.workers = 2});
+  Gate gate;
+  std::atomic<int> attempts{0};
+  scheduler.submit([&] { gate.wait(); });
+  auto flaky = scheduler.submit(
+      [&] {
+        if (++attempts == 1) throw std::runtime_error("first attempt fails");
+        gate.wait();
+      },
+      {.retry = {.max_retries = 1, .initial_delay = 1ms}});
+  REQUIRE(gate.wait_for_waiters(2));  // the second one is on its retry: one attempt ended, two running
+  auto m = scheduler.metrics();
+  CHECK(m.running == 2);
+  CHECK(m.queue_wait.count == 3);
+  CHECK(m.run_time.count == 1);
+  gate.open();
+  scheduler.wait_idle();
+  m = scheduler.metrics();
+  CHECK(m.running == 0);
+  CHECK(m.queue_wait.count == 3);
+  CHECK(m.run_time.count == 3);
+}
+
 TEST_CASE("submit_for waits for room up to its timeout", "[scheduler][capacity]") {
   auto clock = std::make_shared<ManualClock>();
   Scheduler scheduler({.workers = 1, .queue_capacity = 1, .clock = clock});

@@ -408,7 +408,6 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
   queue_wait_.record(std::chrono::nanoseconds(started - record->queued_ns.load(std::memory_order_relaxed)));
   // Only the running worker writes attempts: a plain store, not a read-modify-write.
   record->attempts.store(record->attempts.load(std::memory_order_relaxed) + 1, std::memory_order_release);
-  counters_.add(Event::started);
   std::exception_ptr error;
   try {
     TaskContext context(*record);
@@ -418,7 +417,6 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
   }
   const auto ended = now_ns();
   run_time_.record(std::chrono::nanoseconds(ended - started));
-  counters_.add(Event::ended);
 
   if (!error) {
     finish(*record, TaskState::succeeded, nullptr, {}, ended);
@@ -678,12 +676,16 @@ MetricsSnapshot SchedulerCore::metrics() const {
   m.cancelled = count(Event::cancelled);
   m.timed_out = count(Event::timed_out);
   m.queued = flow_.queued.get();
-  m.running = counters_.get(Event::started) - counters_.get(Event::ended);
   m.retry_wait = counters_.get(Event::retry_entered) - counters_.get(Event::retry_left);
   m.in_flight = flow_.in_flight.get();
   if (options_.admission) m.admission = options_.admission->stats();
-  m.queue_wait = queue_wait_.snapshot();
+  // Every attempt records its queue wait as it starts and its run time as it ends, so the histograms count
+  // starts and ends and their difference is the running gauge: no counters of its own to bump per task.
+  // Ends are read first, so an attempt counted as ended is also counted as started.
   m.run_time = run_time_.snapshot();
+  m.queue_wait = queue_wait_.snapshot();
+  m.running = std::max<std::int64_t>(
+      0, static_cast<std::int64_t>(m.queue_wait.count) - static_cast<std::int64_t>(m.run_time.count));
   return m;
 }
 

@@ -8,8 +8,8 @@
 
 namespace taskhive::detail {
 
-/// What the scheduler counts. Gauges are differences of two counters (running = started - ended), so a worker
-/// never writes a cache line that another worker writes for the same event.
+/// What the scheduler counts. A gauge is a difference of two counters (retry_wait = retry_entered -
+/// retry_left), so a thread never writes a cache line that another thread writes for the same event.
 enum class Event : std::size_t {
   submitted,
   rejected,
@@ -18,8 +18,6 @@ enum class Event : std::size_t {
   retried,
   cancelled,
   timed_out,
-  started,  ///< an attempt began running
-  ended,    ///< an attempt stopped running
   retry_entered,
   retry_left,
   kCount,
