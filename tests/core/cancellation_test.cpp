@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "support/gate.hpp"
+#include "task_record.hpp"
 #include "taskhive/scheduler.hpp"
 
 using namespace std::chrono_literals;
@@ -297,4 +298,16 @@ TEST_CASE("a blocked submitter is not stranded when another one's group was canc
   second.join();
   CHECK(into_group.state() == TaskState::cancelled);
   CHECK(ordinary.wait() == TaskState::succeeded);
+}
+
+TEST_CASE("cancel_all() epochs compare across the 32-bit wrap of a record's copy", "[cancel]") {
+  taskhive::detail::TaskRecord record;
+  record.cancel_epoch = 0xFFFF'FFFFu;  // submitted at epoch 2^32 - 1
+  CHECK_FALSE(record.submitted_before(0xFFFF'FFFFull));
+  CHECK(record.submitted_before(0x1'0000'0000ull));  // one cancel_all() later: the low bits wrapped to 0
+  CHECK(record.submitted_before(0x1'0000'0005ull));
+  record.cancel_epoch = 3;
+  CHECK_FALSE(record.submitted_before(3));
+  CHECK(record.submitted_before(4));
+  CHECK_FALSE(record.submitted_before(2));  // a task submitted after that cancel_all()
 }

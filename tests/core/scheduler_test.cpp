@@ -167,6 +167,30 @@ TEST_CASE("strict order: higher priority first, FIFO within a priority", "[sched
   CHECK(log.order == std::vector<std::string>{"high1", "high2", "mid1", "mid2", "low1", "low2", "neg"});
 }
 
+TEST_CASE("a retried task returns to the queue with its priority", "[scheduler][priority][retry]") {
+  auto clock = std::make_shared<ManualClock>();
+  Scheduler scheduler({.workers = 1, .order = QueueOrder::strict, .clock = clock});
+  RunLog log;
+  std::atomic<int> attempts{0};
+  auto urgent = scheduler.submit(
+      [&, record = log.task("urgent")] {
+        if (++attempts == 1) throw std::runtime_error("the first attempt fails");
+        record();
+      },
+      {.priority = 10, .retry = {.max_retries = 1, .initial_delay = 1s, .jitter = false}});
+  while (urgent.state() != TaskState::retry_wait) std::this_thread::yield();
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  scheduler.submit(log.task("low1"));
+  scheduler.submit(log.task("low2"));
+  clock->advance(1s);  // the retry comes due and queues behind the two low-priority tasks
+  while (urgent.state() != TaskState::queued) std::this_thread::yield();
+  gate.open();
+  scheduler.wait_idle();
+  CHECK(log.order == std::vector<std::string>{"urgent", "low1", "low2"});
+}
+
 TEST_CASE("FIFO holds among many equal-priority tasks", "[scheduler][priority]") {
   Scheduler scheduler({.workers = 1});
   Gate gate;

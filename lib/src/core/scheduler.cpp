@@ -132,9 +132,9 @@ std::int64_t SchedulerCore::now_ns() const noexcept {
   return to_ns(clock_->now());
 }
 
-std::int64_t SchedulerCore::order_key(const TaskRecord& record, std::int64_t queued_ns) const noexcept {
-  if (options_.order == QueueOrder::strict) return -static_cast<std::int64_t>(record.priority);
-  return saturating_sub_mul(queued_ns, record.priority, options_.aging_step.count());
+std::int64_t SchedulerCore::order_key(int priority, std::int64_t queued_ns) const noexcept {
+  if (options_.order == QueueOrder::strict) return -static_cast<std::int64_t>(priority);
+  return saturating_sub_mul(queued_ns, priority, options_.aging_step.count());
 }
 
 TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, bool wait,
@@ -142,21 +142,27 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   // tbbmalloc: records are freed on worker threads, which glibc's malloc handles poorly.
   auto record = std::allocate_shared<TaskRecord>(tbb::scalable_allocator<TaskRecord>());
   record->fn = std::move(fn);
-  record->name = std::move(options.name);
+  if (!options.name.empty())
+    record->given_name = std::make_unique<const std::string>(std::move(options.name));
   record->core = this;
-  record->priority = options.priority;
   record->load = options.load;
-  if (options.retry.max_retries > 0 || options.group || options.on_final) {
-    record->extras = std::make_unique<TaskExtras>(
-        TaskExtras{options.retry, nullptr, std::move(options.on_final), std::weak_ptr<TaskRecord>(record)});
-  }
   const auto now = clock_->now();
   const auto now_count = to_ns(now);
   record->created_ns.store(now_count, std::memory_order_relaxed);
-  if (options.timeout) record->deadline = saturating_add(now, *options.timeout);
-  if (options.deadline) record->deadline = std::min(record->deadline, *options.deadline);
+  auto deadline = Clock::time_point::max();
+  if (options.timeout) deadline = saturating_add(now, *options.timeout);
+  if (options.deadline) deadline = std::min(deadline, *options.deadline);
+  if (options.retry.max_retries > 0 || options.group || options.on_final ||
+      deadline != Clock::time_point::max()) {
+    record->extras = std::make_unique<TaskExtras>();
+    record->extras->retry = options.retry;
+    record->extras->on_final = std::move(options.on_final);
+    record->extras->self = record;
+    record->extras->deadline = deadline;
+    record->extras->priority = options.priority;
+  }
   // Read before the accepting_ check, so a cancel_all() from shutdown(cancel) that follows covers this task.
-  record->cancel_epoch = cancel_epoch_.load(std::memory_order_seq_cst);
+  record->cancel_epoch = static_cast<std::uint32_t>(cancel_epoch_.load(std::memory_order_seq_cst));
 
   // Count the task in flight before checking accepting_: shutdown() clears accepting_ and then waits for
   // flow_.in_flight to reach 0, so either it sees this task or this task sees it shutting down.
@@ -195,7 +201,7 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
   // A task in a group or with a deadline becomes visible to the group and the timer before it is pushed, and
   // they can end it first; an extra in-flight count then keeps shutdown() from completing under the push.
   // (Without either, nothing can reach the task before the push: its handle is not returned yet.)
-  const bool exposed = options.group.has_value() || record->deadline != Clock::time_point::max();
+  const bool exposed = options.group.has_value() || deadline != Clock::time_point::max();
   if (exposed) flow_.in_flight.add(1);
   try {
     if (options.group) {
@@ -209,13 +215,13 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, b
         return handle;
       }
     }
-    if (record->deadline != Clock::time_point::max()) {
+    if (deadline != Clock::time_point::max()) {
       std::weak_ptr<TaskRecord> weak = record;
-      record->deadline_timer.store(timer_.schedule_at(record->deadline, [weak] {
+      record->extras->deadline_timer.store(timer_.schedule_at(deadline, [weak] {
         if (auto r = weak.lock()) detail::request_stop(r, StopReason::timed_out);
       }));
     }
-    push(std::move(record), now_count);
+    push(std::move(record), options.priority, now_count);
   } catch (...) {
     // Out of memory while publishing it: end the task through its state machine, so accounting stays whole.
     if (published->transition(TaskState::queued, kFinishing)) {
@@ -249,7 +255,7 @@ void SchedulerCore::notify_final(TaskRecord& record) noexcept {
     // Whoever finishes a task holds a reference to its record, so the weak one still locks.
     callback(TaskHandle(record.extras->self.lock()));
   } catch (...) {
-    logger()->error("task '{}': its on_final callback threw: {}", record.name,
+    logger()->error("task '{}': its on_final callback threw: {}", record.name(),
                     describe(std::current_exception()));
   }
 }
@@ -309,9 +315,9 @@ void SchedulerCore::release_slot() noexcept {
   }
 }
 
-void SchedulerCore::push(std::shared_ptr<TaskRecord> record, std::int64_t queued) {
+void SchedulerCore::push(std::shared_ptr<TaskRecord> record, int priority, std::int64_t queued) {
   record->queued_ns.store(queued, std::memory_order_relaxed);
-  QueueEntry entry{order_key(*record, queued), sequence_.fetch_add(1, std::memory_order_relaxed),
+  QueueEntry entry{order_key(priority, queued), sequence_.fetch_add(1, std::memory_order_relaxed),
                    std::move(record)};
   queue_.push(std::move(entry));
   flow_.entries.fetch_add(1, std::memory_order_seq_cst);
@@ -438,7 +444,7 @@ void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
                                    std::exception_ptr error) noexcept {
   const auto attempt = record->attempts.load(std::memory_order_relaxed);
   const auto delay = record->extras->retry.delay(attempt - 1, uniform01());  // retries imply extras
-  logger()->debug("task '{}' failed attempt {} ({}); retrying in {} ms", record->name, attempt,
+  logger()->debug("task '{}' failed attempt {} ({}); retrying in {} ms", record->name(), attempt,
                   describe(error), std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
   counters_.add(Event::retried);
   counters_.add(Event::retry_entered);
@@ -473,7 +479,7 @@ void SchedulerCore::on_retry_due(const std::shared_ptr<TaskRecord>& record) noex
   counters_.add(Event::retry_left);
   record->state.store(TaskState::queued, std::memory_order_seq_cst);
   try {
-    push(record, now_ns());
+    push(record, record->extras->priority, now_ns());  // retries imply extras
   } catch (...) {
     if (record->transition(TaskState::queued, kFinishing)) {
       release_slot();
@@ -497,14 +503,15 @@ void SchedulerCore::forget_retry(TaskRecord* record) noexcept {
 
 bool SchedulerCore::deadline_passed(const TaskRecord& record) const noexcept {
   if (record.stop.load(std::memory_order_seq_cst) == StopReason::timed_out) return true;
-  return record.deadline != Clock::time_point::max() && clock_->now() >= record.deadline;
+  const auto deadline = record.deadline();
+  return deadline != Clock::time_point::max() && clock_->now() >= deadline;
 }
 
 bool SchedulerCore::stop_requested(const TaskRecord& record) const noexcept {
   if (record.stop.load(std::memory_order_seq_cst) != StopReason::none) return true;
   if (const auto* group = record.group(); group && group->cancelled.load(std::memory_order_acquire))
     return true;
-  if (record.cancel_epoch < cancel_epoch_.load(std::memory_order_acquire)) return true;
+  if (record.submitted_before(cancel_epoch_.load(std::memory_order_acquire))) return true;
   return deadline_passed(record);
 }
 
@@ -594,7 +601,7 @@ void SchedulerCore::cancel_all() {
   QueueEntry entry;
   while (queue_.try_pop(entry)) {
     flow_.entries.fetch_sub(1, std::memory_order_seq_cst);
-    if (entry.record->cancel_epoch < epoch) {
+    if (entry.record->submitted_before(epoch)) {
       detail::request_stop(entry.record, StopReason::cancelled);
     } else {
       later.push_back(std::move(entry));
@@ -610,7 +617,7 @@ void SchedulerCore::cancel_all() {
   {
     std::lock_guard lock(retry_mutex_);
     for (auto& [ptr, pending] : retries_) {
-      if (pending.record->cancel_epoch < epoch) waiting.push_back(pending.record);
+      if (pending.record->submitted_before(epoch)) waiting.push_back(pending.record);
     }
   }
   for (auto& r : waiting) detail::request_stop(r, StopReason::cancelled);
@@ -624,13 +631,13 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
     if (!error && record.failure) error = record.failure->exception;  // what made it retry, if it did
     if (message.empty()) message = describe(error);
     if (final_state == TaskState::failed) {
-      logger()->debug("task '{}' failed after {} attempt(s): {}", record.name,
+      logger()->debug("task '{}' failed after {} attempt(s): {}", record.name(),
                       record.attempts.load(std::memory_order_relaxed), message);
     }
     record.failure = std::make_unique<Failure>(Failure{std::move(message), std::move(error)});
   }
-  if (record.deadline != Clock::time_point::max()) {
-    if (auto timer = record.deadline_timer.exchange(0)) timer_.cancel(timer);
+  if (record.extras) {
+    if (auto timer = record.extras->deadline_timer.exchange(0)) timer_.cancel(timer);
   }
   record.fn = nullptr;  // free what the callable captured as soon as it cannot run again
   const auto finished = now != 0 ? now : now_ns();

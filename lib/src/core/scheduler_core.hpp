@@ -75,14 +75,14 @@ class SchedulerCore {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
   }
   std::int64_t now_ns() const noexcept;
-  std::int64_t order_key(const TaskRecord& record, std::int64_t queued_ns) const noexcept;
+  std::int64_t order_key(int priority, std::int64_t queued_ns) const noexcept;
 
   bool reserve_slot(bool wait, std::optional<Clock::time_point> until);
   void release_slot() noexcept;
   /// One in-flight count ends; the last one wakes wait_idle() and shutdown(). After it, `this` may be gone.
   void leave_in_flight() noexcept;
   void purge_tombstones_if_many() noexcept;
-  void push(std::shared_ptr<TaskRecord> record, std::int64_t queued_ns);
+  void push(std::shared_ptr<TaskRecord> record, int priority, std::int64_t queued_ns);
   void ensure_drainer() noexcept;
   void drain() noexcept;
   void name_this_worker() noexcept;

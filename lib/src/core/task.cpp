@@ -56,7 +56,7 @@ std::string_view to_string(TaskState state) noexcept {
 // ---------------------------------------------------------------------------------------------
 
 const std::string& TaskContext::name() const noexcept {
-  return record_.name;
+  return record_.name();
 }
 std::int32_t TaskContext::attempt() const noexcept {
   return record_.attempts.load(std::memory_order_relaxed);
@@ -72,8 +72,8 @@ void TaskContext::throw_if_cancelled() const {
   if (!cancellation_requested()) return;  // true for a passed deadline too
   // Which one is decided after the fact: asked the other way round, a deadline passing between the two looks
   // was reported as a cancel (both flags only ever go from false to true).
-  if (deadline_expired()) throw OperationCancelled("task '" + record_.name + "' passed its deadline");
-  throw OperationCancelled("task '" + record_.name + "' was cancelled");
+  if (deadline_expired()) throw OperationCancelled("task '" + record_.name() + "' passed its deadline");
+  throw OperationCancelled("task '" + record_.name() + "' was cancelled");
 }
 
 // --- TaskHandle
@@ -95,7 +95,7 @@ TaskState TaskHandle::state() const {
   return state;
 }
 const std::string& TaskHandle::name() const {
-  return record().name;
+  return record().name();
 }
 std::int32_t TaskHandle::attempts() const {
   return record().attempts.load(std::memory_order_acquire);
