@@ -68,6 +68,9 @@ TEST_CASE("stress: 200k tasks with priorities, failures, retries, cancels and a 
   CHECK(m.queued == 0);
   CHECK(m.running == 0);
   CHECK(m.retry_wait == 0);
+  // Each run recorded its queue wait and its run time once, on its worker's tally: none lost, none twice.
+  CHECK(m.queue_wait.count == runs.load());
+  CHECK(m.run_time.count == runs.load());
   CHECK(m.failed > 0);
   CHECK(m.retried > 0);
   CHECK(m.cancelled > 0);

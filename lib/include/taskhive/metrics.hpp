@@ -18,6 +18,39 @@ struct HistogramSnapshot {
   std::chrono::nanoseconds min{0}, mean{0}, p50{0}, p90{0}, p99{0}, max{0};
 };
 
+namespace detail {
+
+inline constexpr std::size_t kHistogramSubBuckets = 16;
+inline constexpr std::size_t kHistogramBuckets = 61 * kHistogramSubBuckets;  // bucket_of(UINT64_MAX) is last
+
+/// Bucket counts, sum, min and max of a set of recorded durations: one shard of a Histogram, or the part one
+/// scheduler worker writes. Two ways to record, never to be mixed on one part: record_shared() when any
+/// thread may record into the part (atomic read-modify-writes), record_exclusive() when only one thread
+/// records into it at a time (plain loads and stores: no lock-prefixed instructions on the hot path).
+struct alignas(64) HistogramPart {
+  std::array<std::atomic<std::uint64_t>, kHistogramBuckets> buckets{};
+  std::atomic<std::uint64_t> sum{0};
+  std::atomic<std::uint64_t> min{UINT64_MAX};
+  std::atomic<std::uint64_t> max{0};
+
+  void record_shared(std::uint64_t ns) noexcept;
+  void record_exclusive(std::uint64_t ns) noexcept;
+  void reset() noexcept;
+};
+
+/// Adds up HistogramParts and turns the totals into percentiles.
+class HistogramTotals {
+ public:
+  void add(const HistogramPart& part) noexcept;
+  HistogramSnapshot snapshot() const noexcept;
+
+ private:
+  std::array<std::uint64_t, kHistogramBuckets> counts_{};
+  std::uint64_t total_ = 0, sum_ = 0, min_ = UINT64_MAX, max_ = 0;
+};
+
+}  // namespace detail
+
 /// A lock-free histogram of durations (log-linear buckets, 16 per power of two, like HdrHistogram with one
 /// significant digit). record() is wait-free: two relaxed atomic adds and, rarely, a CAS for min/max, on a
 /// shard picked by thread, so workers recording at once do not fight over one cache line.
@@ -36,18 +69,12 @@ class Histogram {
   /// Bucket index for a value in nanoseconds, and the largest value a bucket holds (public for tests).
   static std::size_t bucket_of(std::uint64_t ns) noexcept;
   static std::uint64_t bucket_upper_bound(std::size_t bucket) noexcept;
-  static constexpr std::size_t kSubBuckets = 16;
-  static constexpr std::size_t kBuckets = 61 * kSubBuckets;  // bucket_of(UINT64_MAX) is the last
+  static constexpr std::size_t kSubBuckets = detail::kHistogramSubBuckets;
+  static constexpr std::size_t kBuckets = detail::kHistogramBuckets;
   static constexpr std::size_t kShards = 4;
 
  private:
-  struct alignas(64) Shard {
-    std::array<std::atomic<std::uint64_t>, kBuckets> buckets{};
-    std::atomic<std::uint64_t> sum{0};
-    std::atomic<std::uint64_t> min{UINT64_MAX};
-    std::atomic<std::uint64_t> max{0};
-  };
-  std::array<Shard, kShards> shards_{};
+  std::array<detail::HistogramPart, kShards> shards_{};
 };
 
 /// A scheduler's numbers at one moment. Counters only grow; gauges go up and down. Each field is read

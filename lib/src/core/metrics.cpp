@@ -23,13 +23,9 @@ std::uint64_t Histogram::bucket_upper_bound(std::size_t bucket) noexcept {
   return lower + ((std::uint64_t{1} << shift) - 1);
 }
 
-namespace {
+namespace detail {
 
-std::size_t this_thread_shard() noexcept {
-  static std::atomic<std::size_t> next{0};
-  thread_local const std::size_t shard = next.fetch_add(1, std::memory_order_relaxed) % Histogram::kShards;
-  return shard;
-}
+namespace {
 
 void lower_to(std::atomic<std::uint64_t>& target, std::uint64_t value) noexcept {
   auto current = target.load(std::memory_order_relaxed);
@@ -43,45 +39,64 @@ void raise_to(std::atomic<std::uint64_t>& target, std::uint64_t value) noexcept 
   }
 }
 
-}  // namespace
-
-void Histogram::record(std::chrono::nanoseconds value) noexcept {
-  const auto ns = static_cast<std::uint64_t>(value.count() < 0 ? 0 : value.count());
-  auto& shard = shards_[this_thread_shard()];
-  shard.buckets[bucket_of(ns)].fetch_add(1, std::memory_order_relaxed);
-  shard.sum.fetch_add(ns, std::memory_order_relaxed);
-  lower_to(shard.min, ns);
-  raise_to(shard.max, ns);
+// Only the calling thread writes the part: a load and a store instead of a locked read-modify-write. Relaxed
+// atomics still, because snapshot() reads the part from other threads.
+void bump(std::atomic<std::uint64_t>& counter, std::uint64_t n) noexcept {
+  counter.store(counter.load(std::memory_order_relaxed) + n, std::memory_order_relaxed);
 }
 
-HistogramSnapshot Histogram::snapshot() const noexcept {
-  HistogramSnapshot s;
-  std::array<std::uint64_t, kBuckets> counts{};
-  std::uint64_t total = 0, sum = 0, low = UINT64_MAX, high = 0;
-  for (const auto& shard : shards_) {
-    for (std::size_t i = 0; i < kBuckets; ++i) {
-      const auto n = shard.buckets[i].load(std::memory_order_relaxed);
-      counts[i] += n;
-      total += n;
-    }
-    sum += shard.sum.load(std::memory_order_relaxed);
-    low = std::min(low, shard.min.load(std::memory_order_relaxed));
-    high = std::max(high, shard.max.load(std::memory_order_relaxed));
+}  // namespace
+
+void HistogramPart::record_shared(std::uint64_t ns) noexcept {
+  buckets[Histogram::bucket_of(ns)].fetch_add(1, std::memory_order_relaxed);
+  sum.fetch_add(ns, std::memory_order_relaxed);
+  lower_to(min, ns);
+  raise_to(max, ns);
+}
+
+void HistogramPart::record_exclusive(std::uint64_t ns) noexcept {
+  bump(buckets[Histogram::bucket_of(ns)], 1);
+  bump(sum, ns);
+  if (ns < min.load(std::memory_order_relaxed)) min.store(ns, std::memory_order_relaxed);
+  if (ns > max.load(std::memory_order_relaxed)) max.store(ns, std::memory_order_relaxed);
+}
+
+void HistogramPart::reset() noexcept {
+  for (auto& b : buckets) b.store(0, std::memory_order_relaxed);
+  sum.store(0, std::memory_order_relaxed);
+  min.store(UINT64_MAX, std::memory_order_relaxed);
+  max.store(0, std::memory_order_relaxed);
+}
+
+void HistogramTotals::add(const HistogramPart& part) noexcept {
+  for (std::size_t i = 0; i < kHistogramBuckets; ++i) {
+    const auto n = part.buckets[i].load(std::memory_order_relaxed);
+    counts_[i] += n;
+    total_ += n;
   }
-  s.count = total;
-  if (total == 0) return s;
-  s.min = std::chrono::nanoseconds(low);
-  s.max = std::chrono::nanoseconds(high);
-  s.mean = std::chrono::nanoseconds(sum / total);
+  sum_ += part.sum.load(std::memory_order_relaxed);
+  min_ = std::min(min_, part.min.load(std::memory_order_relaxed));
+  max_ = std::max(max_, part.max.load(std::memory_order_relaxed));
+}
+
+HistogramSnapshot HistogramTotals::snapshot() const noexcept {
+  HistogramSnapshot s;
+  s.count = total_;
+  if (total_ == 0) return s;
+  s.min = std::chrono::nanoseconds(min_);
+  s.max = std::chrono::nanoseconds(max_);
+  s.mean = std::chrono::nanoseconds(sum_ / total_);
   auto percentile = [&](double q) {
     const auto rank =
-        std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total))));
+        std::max<std::uint64_t>(1, static_cast<std::uint64_t>(std::ceil(q * static_cast<double>(total_))));
     std::uint64_t seen = 0;
-    for (std::size_t i = 0; i < kBuckets; ++i) {
-      seen += counts[i];
-      if (seen >= rank) return std::chrono::nanoseconds(std::clamp(bucket_upper_bound(i), low, high));
+    for (std::size_t i = 0; i < kHistogramBuckets; ++i) {
+      seen += counts_[i];
+      if (seen >= rank) {
+        return std::chrono::nanoseconds(std::clamp(Histogram::bucket_upper_bound(i), min_, max_));
+      }
     }
-    return std::chrono::nanoseconds(high);
+    return std::chrono::nanoseconds(max_);
   };
   s.p50 = percentile(0.50);
   s.p90 = percentile(0.90);
@@ -89,13 +104,31 @@ HistogramSnapshot Histogram::snapshot() const noexcept {
   return s;
 }
 
+}  // namespace detail
+
+namespace {
+
+std::size_t this_thread_shard() noexcept {
+  static std::atomic<std::size_t> next{0};
+  thread_local const std::size_t shard = next.fetch_add(1, std::memory_order_relaxed) % Histogram::kShards;
+  return shard;
+}
+
+}  // namespace
+
+void Histogram::record(std::chrono::nanoseconds value) noexcept {
+  shards_[this_thread_shard()].record_shared(
+      static_cast<std::uint64_t>(value.count() < 0 ? 0 : value.count()));
+}
+
+HistogramSnapshot Histogram::snapshot() const noexcept {
+  detail::HistogramTotals totals;
+  for (const auto& shard : shards_) totals.add(shard);
+  return totals.snapshot();
+}
+
 void Histogram::reset() noexcept {
-  for (auto& shard : shards_) {
-    for (auto& b : shard.buckets) b.store(0, std::memory_order_relaxed);
-    shard.sum.store(0, std::memory_order_relaxed);
-    shard.min.store(UINT64_MAX, std::memory_order_relaxed);
-    shard.max.store(0, std::memory_order_relaxed);
-  }
+  for (auto& shard : shards_) shard.reset();
 }
 
 }  // namespace taskhive

@@ -91,6 +91,10 @@ SchedulerCore::SchedulerCore(SchedulerOptions options)
         options_.name, WorkerReservation::allowed_threads(), max_drainers_);
   }
   arena_.initialize();
+  // oneTBB gives an arena at least two slots, whatever its concurrency; one tally per slot a drainer can
+  // hold.
+  tally_count_ = static_cast<std::size_t>(std::max(max_drainers_, 2));
+  tallies_ = std::make_unique<WorkerTally[]>(tally_count_);
   clock_subscription_ = clock_->subscribe([this] {
     // Submitters waiting for room with a deadline on a manual clock re-check it when time jumps.
     std::lock_guard lock(space_mutex_);
@@ -360,14 +364,20 @@ void SchedulerCore::name_this_worker() noexcept {
   }
 }
 
+WorkerTally* SchedulerCore::this_worker_tally() noexcept {
+  const int slot = tbb::this_task_arena::current_thread_index();
+  return slot >= 0 && static_cast<std::size_t>(slot) < tally_count_ ? &tallies_[slot] : nullptr;
+}
+
 void SchedulerCore::drain() noexcept {
   name_this_worker();
+  WorkerTally* const tally = this_worker_tally();
   int budget = kDrainerBatch;
   for (;;) {
     QueueEntry entry;
     while (budget > 0 && queue_.try_pop(entry)) {
       flow_.entries.fetch_sub(1, std::memory_order_seq_cst);
-      dispatch(std::move(entry.record));
+      dispatch(std::move(entry.record), tally);
       --budget;
     }
     if (budget == 0) {
@@ -387,7 +397,7 @@ void SchedulerCore::drain() noexcept {
   }
 }
 
-void SchedulerCore::dispatch(std::shared_ptr<TaskRecord> record) noexcept {
+void SchedulerCore::dispatch(std::shared_ptr<TaskRecord> record, WorkerTally* tally) noexcept {
   if (record->state.load(std::memory_order_acquire) != TaskState::queued) return;  // cancelled while queued
   if (deadline_passed(*record)) {
     if (record->transition(TaskState::queued, kFinishing)) {
@@ -405,13 +415,19 @@ void SchedulerCore::dispatch(std::shared_ptr<TaskRecord> record) noexcept {
   }
   if (!record->transition(TaskState::queued, TaskState::running)) return;
   release_slot();
-  run(record);
+  run(record, tally);
 }
 
-void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
+void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record, WorkerTally* tally) noexcept {
   const auto started = now_ns();
   record->started_ns.store(started, std::memory_order_relaxed);
-  queue_wait_.record(std::chrono::nanoseconds(started - record->queued_ns.load(std::memory_order_relaxed)));
+  const auto waited = static_cast<std::uint64_t>(
+      std::max<std::int64_t>(0, started - record->queued_ns.load(std::memory_order_relaxed)));
+  if (tally) {
+    tally->queue_wait.record_exclusive(waited);
+  } else {
+    shared_queue_wait_.record_shared(waited);
+  }
   // Only the running worker writes attempts: a plain store, not a read-modify-write.
   record->attempts.store(record->attempts.load(std::memory_order_relaxed) + 1, std::memory_order_release);
   std::exception_ptr error;
@@ -422,10 +438,15 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
     error = std::current_exception();
   }
   const auto ended = now_ns();
-  run_time_.record(std::chrono::nanoseconds(ended - started));
+  const auto ran = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ended - started));
+  if (tally) {
+    tally->run_time.record_exclusive(ran);
+  } else {
+    shared_run_time_.record_shared(ran);
+  }
 
   if (!error) {
-    finish(*record, TaskState::succeeded, nullptr, {}, ended);
+    finish(*record, TaskState::succeeded, nullptr, {}, ended, tally);
   } else if (deadline_passed(*record)) {
     finish(*record, TaskState::timed_out, error);
   } else if (stop_requested(*record)) {
@@ -626,7 +647,7 @@ void SchedulerCore::cancel_all() {
 // --- the end of a task -----------------------------------------------------------------------------------
 
 void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::exception_ptr error,
-                           std::string message, std::int64_t now) noexcept {
+                           std::string message, std::int64_t now, WorkerTally* tally) noexcept {
   if (final_state != TaskState::succeeded) {
     if (!error && record.failure) error = record.failure->exception;  // what made it retry, if it did
     if (message.empty()) message = describe(error);
@@ -651,7 +672,12 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   }
   switch (final_state) {
     case TaskState::succeeded:
-      counters_.add(Event::succeeded);
+      if (tally) {
+        tally->succeeded.store(tally->succeeded.load(std::memory_order_relaxed) + 1,
+                               std::memory_order_relaxed);
+      } else {
+        counters_.add(Event::succeeded);
+      }
       break;
     case TaskState::failed:
       counters_.add(Event::failed);
@@ -678,6 +704,8 @@ MetricsSnapshot SchedulerCore::metrics() const {
   m.submitted = count(Event::submitted);
   m.rejected = count(Event::rejected);
   m.succeeded = count(Event::succeeded);
+  for (std::size_t i = 0; i < tally_count_; ++i)
+    m.succeeded += tallies_[i].succeeded.load(std::memory_order_relaxed);
   m.failed = count(Event::failed);
   m.retried = count(Event::retried);
   m.cancelled = count(Event::cancelled);
@@ -689,8 +717,13 @@ MetricsSnapshot SchedulerCore::metrics() const {
   // Every attempt records its queue wait as it starts and its run time as it ends, so the histograms count
   // starts and ends and their difference is the running gauge: no counters of its own to bump per task.
   // Ends are read first, so an attempt counted as ended is also counted as started.
-  m.run_time = run_time_.snapshot();
-  m.queue_wait = queue_wait_.snapshot();
+  HistogramTotals run_time, queue_wait;
+  run_time.add(shared_run_time_);
+  for (std::size_t i = 0; i < tally_count_; ++i) run_time.add(tallies_[i].run_time);
+  queue_wait.add(shared_queue_wait_);
+  for (std::size_t i = 0; i < tally_count_; ++i) queue_wait.add(tallies_[i].queue_wait);
+  m.run_time = run_time.snapshot();
+  m.queue_wait = queue_wait.snapshot();
   m.running = std::max<std::int64_t>(
       0, static_cast<std::int64_t>(m.queue_wait.count) - static_cast<std::int64_t>(m.run_time.count));
   return m;
