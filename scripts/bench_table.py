@@ -147,6 +147,12 @@ def main(argv):
                     "shared_heap_floor": "  (no scheduler: 2 threads pop one prefilled tbb::concurrent_priority_queue)"}
             ratios.append(f"10us:  efficiency {who:<19} = {m['counters']['efficiency']:.3f}{note.get(who, '')}")
     ratios += admission_summary(runs, medians)
+    handoffs = [r["handoff_ns"] for n, rs in runs.items() if n.startswith("BM_machine_cross_core_handoff")
+                for r in rs if "handoff_ns" in r]
+    if handoffs:
+        ratios.append(f"machine: cross-core cache-line handoff {statistics.median(handoffs):.0f} ns median, "
+                      f"{min(handoffs):.0f}-{max(handoffs):.0f} ns over {len(handoffs)} reps "
+                      "(this VM: ~45 ns usually, ~200 ns in slow spells, when contention-heavy figures drop)")
     if ratios:
         print()
         print("\n".join(ratios))
