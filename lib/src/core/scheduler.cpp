@@ -141,7 +141,7 @@ std::int64_t SchedulerCore::order_key(int priority, std::int64_t queued_ns) cons
   return saturating_sub_mul(queued_ns, priority, options_.aging_step.count());
 }
 
-TaskHandle SchedulerCore::submit(TaskRecord::Function fn, TaskOptions options, bool wait,
+TaskHandle SchedulerCore::submit(TaskRecord::Function&& fn, TaskOptions&& options, bool wait,
                                  std::optional<Clock::time_point> until) {
   // tbbmalloc: records are freed on worker threads, which glibc's malloc handles poorly.
   auto record = std::allocate_shared<TaskRecord>(tbb::scalable_allocator<TaskRecord>());

@@ -64,7 +64,7 @@ class SchedulerCore {
   explicit SchedulerCore(SchedulerOptions options);
   ~SchedulerCore();
 
-  TaskHandle submit(TaskRecord::Function fn, TaskOptions options, bool wait,
+  TaskHandle submit(TaskRecord::Function&& fn, TaskOptions&& options, bool wait,
                     std::optional<Clock::time_point> until);
   void cancel_all();
   void wait_idle();
