@@ -4,6 +4,7 @@
 #include <thread>
 #include <vector>
 
+#include "scheduler_core.hpp"
 #include "support/gate.hpp"
 #include "task_record.hpp"
 #include "taskhive/scheduler.hpp"
@@ -310,4 +311,16 @@ TEST_CASE("cancel_all() epochs compare across the 32-bit wrap of a record's copy
   CHECK_FALSE(record.submitted_before(3));
   CHECK(record.submitted_before(4));
   CHECK_FALSE(record.submitted_before(2));  // a task submitted after that cancel_all()
+}
+
+TEST_CASE("a cancel_all() a task has seen stays seen when the epoch comparison would forget it", "[cancel]") {
+  taskhive::detail::SchedulerCore core({.workers = 1});
+  taskhive::detail::TaskRecord record;  // submitted at epoch 0
+  core.cancel_all();                    // epoch 1
+  CHECK(core.stop_requested(record));
+  // As if 2^31 more cancel_all() calls had gone by: the 32-bit comparison no longer says "before".
+  record.cancel_epoch = 1;
+  CHECK_FALSE(record.submitted_before(1));
+  CHECK(core.stop_requested(record));  // latched into the record's stop reason by the first poll
+  CHECK(record.stop.load() == taskhive::detail::StopReason::cancelled);
 }

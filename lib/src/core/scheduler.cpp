@@ -371,13 +371,12 @@ WorkerTally* SchedulerCore::this_worker_tally() noexcept {
 
 void SchedulerCore::drain() noexcept {
   name_this_worker();
-  WorkerTally* const tally = this_worker_tally();
   int budget = kDrainerBatch;
   for (;;) {
     QueueEntry entry;
     while (budget > 0 && queue_.try_pop(entry)) {
       flow_.entries.fetch_sub(1, std::memory_order_seq_cst);
-      dispatch(std::move(entry.record), tally);
+      dispatch(std::move(entry.record));
       --budget;
     }
     if (budget == 0) {
@@ -397,7 +396,7 @@ void SchedulerCore::drain() noexcept {
   }
 }
 
-void SchedulerCore::dispatch(std::shared_ptr<TaskRecord> record, WorkerTally* tally) noexcept {
+void SchedulerCore::dispatch(std::shared_ptr<TaskRecord> record) noexcept {
   if (record->state.load(std::memory_order_acquire) != TaskState::queued) return;  // cancelled while queued
   if (deadline_passed(*record)) {
     if (record->transition(TaskState::queued, kFinishing)) {
@@ -415,11 +414,14 @@ void SchedulerCore::dispatch(std::shared_ptr<TaskRecord> record, WorkerTally* ta
   }
   if (!record->transition(TaskState::queued, TaskState::running)) return;
   release_slot();
-  run(record, tally);
+  run(record);
 }
 
-void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record, WorkerTally* tally) noexcept {
+void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
   const auto started = now_ns();
+  // Looked up before the callable and again after it: a task that suspends (tbb::task::suspend) may resume
+  // on another thread, while the thread it left runs other drainers on its old slot's tally.
+  WorkerTally* tally = this_worker_tally();
   record->started_ns.store(started, std::memory_order_relaxed);
   const auto waited = static_cast<std::uint64_t>(
       std::max<std::int64_t>(0, started - record->queued_ns.load(std::memory_order_relaxed)));
@@ -439,6 +441,7 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record, WorkerTally* 
   }
   const auto ended = now_ns();
   const auto ran = static_cast<std::uint64_t>(std::max<std::int64_t>(0, ended - started));
+  tally = this_worker_tally();
   if (tally) {
     tally->run_time.record_exclusive(ran);
   } else {
@@ -532,7 +535,13 @@ bool SchedulerCore::stop_requested(const TaskRecord& record) const noexcept {
   if (record.stop.load(std::memory_order_seq_cst) != StopReason::none) return true;
   if (const auto* group = record.group(); group && group->cancelled.load(std::memory_order_acquire))
     return true;
-  if (record.submitted_before(cancel_epoch_.load(std::memory_order_acquire))) return true;
+  if (record.submitted_before(cancel_epoch_.load(std::memory_order_acquire))) {
+    // Latched: the record keeps only 32 bits of the epoch, so 2^31 more cancel_all() calls would make the
+    // comparison forget; a stop reason never goes back to none.
+    auto none = StopReason::none;
+    record.stop.compare_exchange_strong(none, StopReason::cancelled, std::memory_order_seq_cst);
+    return true;
+  }
   return deadline_passed(record);
 }
 

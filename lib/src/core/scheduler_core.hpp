@@ -44,10 +44,12 @@ struct RunsLater {
   }
 };
 
-/// What one worker records about the tasks it runs, on cache lines no other worker writes. The drainer in
-/// arena slot i writes tallies_[i], and oneTBB gives a slot to one thread at a time, so the updates are plain
-/// loads and stores (HistogramPart::record_exclusive) rather than lock-prefixed read-modify-writes: five
-/// fewer per task. metrics() adds the tallies up.
+/// What one worker records about the tasks it runs, on cache lines no other worker writes. Code running in
+/// arena slot i writes tallies_[i]; oneTBB gives a slot to one thread at a time, and the slot is looked up
+/// afresh around each callable (a task suspended with tbb::task::suspend may resume on another thread), so
+/// only the code running on that one thread writes the tally and the updates are plain loads and stores
+/// (HistogramPart::record_exclusive) rather than lock-prefixed read-modify-writes: five fewer per task.
+/// metrics() adds the tallies up.
 struct WorkerTally {
   HistogramPart queue_wait, run_time;
   alignas(64) std::atomic<std::uint64_t> succeeded{0};  // written like the histograms: load, then store
@@ -97,8 +99,8 @@ class SchedulerCore {
   void name_this_worker() noexcept;
   /// The calling worker's tally, or null on a thread that holds no slot of this scheduler's arena.
   WorkerTally* this_worker_tally() noexcept;
-  void dispatch(std::shared_ptr<TaskRecord> record, WorkerTally* tally) noexcept;
-  void run(const std::shared_ptr<TaskRecord>& record, WorkerTally* tally) noexcept;
+  void dispatch(std::shared_ptr<TaskRecord> record) noexcept;
+  void run(const std::shared_ptr<TaskRecord>& record) noexcept;
   void schedule_retry(const std::shared_ptr<TaskRecord>& record, std::exception_ptr error) noexcept;
   void on_retry_due(const std::shared_ptr<TaskRecord>& record) noexcept;
   void forget_retry(TaskRecord* record) noexcept;

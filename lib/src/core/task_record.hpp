@@ -71,7 +71,7 @@ struct TaskRecord {
   std::uint32_t load = 1;
   std::atomic<std::int32_t> attempts{0};
   std::atomic<TaskState> state{TaskState::queued};
-  std::atomic<StopReason> stop{StopReason::none};
+  mutable std::atomic<StopReason> stop{StopReason::none};  // mutable: a poll latches a cancel_all() into it
   std::atomic<bool> has_waiters{false};
   bool admitted = false;               // holds `load` from the scheduler's admission policy until final
   std::unique_ptr<Failure> failure;    // written before the final state is published, read after
@@ -85,7 +85,8 @@ struct TaskRecord {
   std::int32_t max_retries() const noexcept { return extras ? extras->retry.max_retries : 0; }
   GroupState* group() const noexcept { return extras ? extras->group.get() : nullptr; }
   /// Whether the task was submitted before the cancel_all() that moved the scheduler's epoch to `epoch`.
-  /// Serial-number arithmetic on 32 bits: right while fewer than 2^31 cancel_all() calls overlap one task.
+  /// Serial-number arithmetic on 32 bits: right while fewer than 2^31 cancel_all() calls overlap one task;
+  /// SchedulerCore::stop_requested() latches a true answer into `stop`, so a cancelled task stays cancelled.
   bool submitted_before(std::uint64_t epoch) const noexcept {
     return static_cast<std::int32_t>(static_cast<std::uint32_t>(epoch) - cancel_epoch) > 0;
   }
