@@ -52,8 +52,8 @@ class HistogramTotals {
 }  // namespace detail
 
 /// A lock-free histogram of durations (log-linear buckets, 16 per power of two, like HdrHistogram with one
-/// significant digit). record() is wait-free: two relaxed atomic adds and, rarely, a CAS for min/max, on a
-/// shard picked by thread, so workers recording at once do not fight over one cache line.
+/// significant digit). record() is wait-free: two atomic adds and, rarely, a CAS for min/max, on a shard
+/// picked by thread, so workers recording at once do not fight over one cache line.
 ///
 /// @code
 ///   taskhive::Histogram run_time;
