@@ -11,6 +11,8 @@
 #include <string>
 #include <thread>
 
+#include <signal.h>
+
 #include <taskhive/loader.hpp>
 
 #include "plugins/temp_dir.hpp"
@@ -183,6 +185,35 @@ bool ended(long pid) {
 }
 
 }  // namespace
+
+TEST_CASE("a host that ignores SIGCHLD gets a crashing plugin refused as died and the good one available",
+          "[plugins][probe]") {
+  // With SIGCHLD ignored the kernel reaps the probe's child itself, so there is no wait status to read: the
+  // reason used to say "exited during probe with status 0".
+  TempDir dir;
+  install(corpus_dir / "good.so", dir / "a_good.so");
+  install(crash_dir / "ctor_segv.so", dir / "ctor_segv.so");
+  struct Disposition {
+    struct sigaction old {};
+    Disposition() {
+      struct sigaction ignore {};
+      ignore.sa_handler = SIG_IGN;
+      sigemptyset(&ignore.sa_mask);
+      REQUIRE(sigaction(SIGCHLD, &ignore, &old) == 0);
+    }
+    ~Disposition() { sigaction(SIGCHLD, &old, nullptr); }
+  };
+  taskhive::PluginRegistry registry = [&] {
+    Disposition ignoring;
+    return probe({dir.path()});
+  }();
+  auto records = by_file_name(registry);
+  REQUIRE(records.size() == 2);
+  CHECK(records.at("a_good.so").status == PluginStatus::available);
+  CHECK(records.at("ctor_segv.so").status == PluginStatus::refused);
+  CHECK(records.at("ctor_segv.so").reason.starts_with("died during probe"));
+  CHECK(records.at("ctor_segv.so").reason.find("SIGCHLD") != std::string::npos);
+}
 
 TEST_CASE("a plugin that forks and then crashes is reported crashed, and what it forked is killed",
           "[plugins][probe]") {

@@ -104,8 +104,9 @@ std::optional<std::string> read_line(int fd, int exited, std::string& buffer, Cl
 }
 
 // Waits for the child, killing it first if `kill_it`, and kills whatever is left in its process group (what
-// a plugin forked there). Returns the wait status.
-int reap(pid_t pid, bool kill_it) {
+// a plugin forked there). Returns the wait status, or nothing if the child was reaped elsewhere: a host that
+// ignores SIGCHLD (or reaps every child itself) leaves no status to collect.
+std::optional<int> reap(pid_t pid, bool kill_it) {
   if (kill_it) ::kill(-pid, SIGKILL);
   // Waited for without being reaped: until it is, its pid (its group's id) cannot be reused, so the group
   // kill below cannot reach a stranger's group.
@@ -115,12 +116,19 @@ int reap(pid_t pid, bool kill_it) {
   }
   if (waited == 0) ::kill(-pid, SIGKILL);  // not if it was reaped elsewhere (SIGCHLD ignored by the host)
   int status = 0;
-  while (waitpid(pid, &status, 0) < 0 && errno == EINTR) {
+  pid_t reaped = -1;
+  while ((reaped = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
+  if (reaped != pid) return std::nullopt;
   return status;
 }
 
-std::string death_reason(int status) {
+std::string death_reason(std::optional<int> wait_status) {
+  if (!wait_status) {
+    return "died during probe (how is unknown: the host reaped the probe process itself, as it does when it "
+           "ignores SIGCHLD)";
+  }
+  const int status = *wait_status;
   if (WIFSIGNALED(status)) {
     const int sig = WTERMSIG(status);
     const char* name = strsignal(sig);
@@ -199,7 +207,7 @@ bool ProbeSession::start(std::string& why) {
   auto hello = read_line(socket_.get(), exit_.get(), buffer_, Clock::now() + startup_limit, timed_out);
   if (hello && *hello == R"({"taskhive_probe":2})") return true;
   const bool answered = hello.has_value();
-  const int status = reap(pid_, true);
+  const auto status = reap(pid_, true);
   pid_ = -1;
   exit_ = FileDescriptor();
   socket_ = FileDescriptor();
@@ -218,7 +226,7 @@ void ProbeSession::stop(bool kill_it) {
   exit_ = FileDescriptor();
 }
 
-ProbeSession::Outcome ProbeSession::attempt(int fd, PluginRecord& record, int& wait_status) {
+ProbeSession::Outcome ProbeSession::attempt(int fd, PluginRecord& record, std::optional<int>& wait_status) {
   if (pid_ >= 0 && served_ >= max_per_child) stop(false);
   if (pid_ < 0) {
     std::string why;
@@ -249,7 +257,7 @@ ProbeSession::Outcome ProbeSession::attempt(int fd, PluginRecord& record, int& w
 }
 
 void ProbeSession::probe(int fd, PluginRecord& record) {
-  int status = 0;
+  std::optional<int> status;
   Outcome outcome = attempt(fd, record, status);
   // A death right after other plugins were probed in this child may be theirs (a thread they started): the
   // plugin is blamed only if it kills a fresh child too.

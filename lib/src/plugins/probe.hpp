@@ -53,7 +53,7 @@ class ProbeSession {
   enum class Outcome { answered, died, timed_out, unusable };
   bool start(std::string& why);
   void stop(bool kill_it);
-  Outcome attempt(int fd, PluginRecord& record, int& wait_status);
+  Outcome attempt(int fd, PluginRecord& record, std::optional<int>& wait_status);
 
   std::filesystem::path executable_;
   std::chrono::milliseconds timeout_;
