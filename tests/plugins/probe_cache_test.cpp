@@ -1,6 +1,7 @@
 // The probe cache: a rescan of unchanged files probes nothing (refusals included), a changed file is probed
-// again, a corrupt or other-version cache is ignored and rewritten, load() refuses bytes that changed behind
-// an unchanged key, and the cache file is written atomically. Every cache lives in a temporary directory.
+// again (one rewritten in place behind a restored mtime too), a corrupt or other-version cache is ignored and
+// rewritten, load() refuses bytes that changed after the scan, and the cache file is written atomically.
+// Every cache lives in a temporary directory.
 #include <catch2/catch.hpp>
 
 #include <chrono>
@@ -147,13 +148,18 @@ TEST_CASE("a corrupt or other-version probe cache is ignored and rewritten", "[p
   const fs::path cache = cache_dir / "probe-cache.json";
   const auto cold = scan(dir.path(), cache);
   auto doc = nlohmann::json::parse(read_all(cache));
-  REQUIRE(doc.at("version") == 1);
+  REQUIRE(doc.at("version") == 2);
 
   SECTION("not JSON") {
     std::ofstream(cache) << "{\"version\": 1, \"entr";
   }
   SECTION("another version") {
     doc["version"] = 99;
+    std::ofstream(cache) << doc.dump();
+  }
+  SECTION("the version before the ctime was in the key") {
+    doc["version"] = 1;
+    for (auto& entry : doc["entries"]) entry.erase("ctime_ns");
     std::ofstream(cache) << doc.dump();
   }
   SECTION("a malformed entry") {
@@ -169,38 +175,74 @@ TEST_CASE("a corrupt or other-version probe cache is ignored and rewritten", "[p
   // ... and the cache rebuilt from a real probe.
   same_outcome(cold, scan(dir.path(), cache));
   const auto rewritten = nlohmann::json::parse(read_all(cache));
-  CHECK(rewritten.at("version") == 1);
+  CHECK(rewritten.at("version") == 2);
   CHECK(rewritten.at("entries").size() == 2);
   same_outcome(cold, scan(dir.path(), cache, no_probe));
   CHECK(std::distance(fs::directory_iterator(cache_dir.path()), fs::directory_iterator{}) == 1);
 }
 
-TEST_CASE("load() refuses a cached plugin whose bytes changed in place behind an unchanged key",
+namespace {
+
+// Flips one bit of the file's last byte (section header padding: it still loads) in place: same inode and
+// size; returns the stat from before.
+struct stat flip_last_byte(const fs::path& plugin) {
+  struct stat st {};
+  REQUIRE(stat(plugin.c_str(), &st) == 0);
+  std::fstream file(plugin, std::ios::in | std::ios::out | std::ios::binary);
+  file.seekg(st.st_size - 1);
+  const char last = static_cast<char>(file.get());
+  file.seekp(st.st_size - 1);
+  file.put(static_cast<char>(last ^ 0x01));
+  return st;
+}
+
+}  // namespace
+
+TEST_CASE("a plugin rewritten in place with its size and mtime restored is probed again",
+          "[plugins][cache]") {
+  // Only the ctime tells: without it in the key, the cache kept answering with the old bytes' record, and
+  // every load() refused the plugin until something else about the file changed.
+  TempDir dir, cache_dir;
+  const fs::path plugin = install(TASKHIVE_SAMPLE_PLUGIN_DIR "/sample_upper.so", dir / "sample_upper.so");
+  const fs::path cache = cache_dir / "probe-cache.json";
+  const auto before = scan(dir.path(), cache);
+  const auto old_sha = before.records().at(0).sha256;
+
+  const struct stat st = flip_last_byte(plugin);
+  const struct timespec times[2] = {st.st_atim, st.st_mtim};
+  REQUIRE(utimensat(AT_FDCWD, plugin.c_str(), times, 0) == 0);
+  struct stat now {};
+  REQUIRE(stat(plugin.c_str(), &now) == 0);
+  REQUIRE(now.st_size == st.st_size);
+  REQUIRE(now.st_mtim.tv_nsec == st.st_mtim.tv_nsec);
+  REQUIRE(now.st_mtim.tv_sec == st.st_mtim.tv_sec);
+
+  // Not a hit: without a probe it would be refused; with one, it is hashed and probed again.
+  CHECK(scan(dir.path(), cache, no_probe).records().at(0).status == PluginStatus::refused);
+  auto registry = scan(dir.path(), cache);
+  REQUIRE(registry.find("sample_upper") != nullptr);
+  CHECK(registry.records().at(0).sha256 != old_sha);
+  CHECK(registry.load("sample_upper"));
+}
+
+TEST_CASE("load() refuses a plugin whose bytes changed after the scan that checked them",
           "[plugins][cache]") {
   TempDir dir, cache_dir;
   const fs::path plugin = install(TASKHIVE_SAMPLE_PLUGIN_DIR "/sample_upper.so", dir / "sample_upper.so");
   const fs::path cache = cache_dir / "probe-cache.json";
   (void)scan(dir.path(), cache);
-
-  // Same inode, size and mtime, one byte different (past the ELF header, in the section header padding).
-  struct stat st {};
-  REQUIRE(stat(plugin.c_str(), &st) == 0);
-  {
-    std::fstream file(plugin, std::ios::in | std::ios::out | std::ios::binary);
-    file.seekg(st.st_size - 1);
-    const char last = static_cast<char>(file.get());
-    file.seekp(st.st_size - 1);
-    file.put(static_cast<char>(last ^ 0x01));
-  }
-  const struct timespec times[2] = {st.st_atim, st.st_mtim};
-  REQUIRE(utimensat(AT_FDCWD, plugin.c_str(), times, 0) == 0);
-
   auto registry = scan(dir.path(), cache, no_probe);
   REQUIRE(registry.find("sample_upper") != nullptr);  // a cache hit: not hashed at scan time
+
+  (void)flip_last_byte(plugin);
   auto loaded = registry.load("sample_upper");
   REQUIRE_FALSE(loaded);
   CHECK(loaded.error().find("its contents changed since it was checked") != std::string::npos);
   CHECK(registry.records().at(0).status == PluginStatus::refused);
+  // The next scan sees the change: the plugin is available again, with the new bytes' hash.
+  auto rescanned = scan(dir.path(), cache);
+  CHECK(rescanned.records().at(0).sha256 != registry.records().at(0).sha256);
+  CHECK(rescanned.load("sample_upper"));
 }
 
 TEST_CASE("a probe cache that cannot be written is a warning, not an error", "[plugins][cache]") {

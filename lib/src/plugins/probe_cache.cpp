@@ -24,7 +24,7 @@ namespace detail {
 
 namespace {
 
-constexpr int cache_version = 1;
+constexpr int cache_version = 2;  // 2: the key has the ctime
 constexpr std::string_view cache_format = "taskhive-probe-cache";
 constexpr std::string_view timeout_prefix = "probe timed out";
 
@@ -37,6 +37,7 @@ json entry_to_json(const ProbeCacheEntry& e) {
               {"ino", e.key.ino},
               {"size", e.key.size},
               {"mtime_ns", e.key.mtime_ns},
+              {"ctime_ns", e.key.ctime_ns},
               {"sha256", r.sha256},
               {"probe_timeout_ms", e.probe_timeout.count()},
               {"status", std::string(to_string(r.status))}};
@@ -54,7 +55,8 @@ json entry_to_json(const ProbeCacheEntry& e) {
 ProbeCacheEntry entry_from_json(const json& in) {
   ProbeCacheEntry e;
   e.key = {in.at("dev").get<std::uint64_t>(), in.at("ino").get<std::uint64_t>(),
-           in.at("size").get<std::int64_t>(), in.at("mtime_ns").get<std::int64_t>()};
+           in.at("size").get<std::int64_t>(), in.at("mtime_ns").get<std::int64_t>(),
+           in.at("ctime_ns").get<std::int64_t>()};
   e.probe_timeout = std::chrono::milliseconds(in.at("probe_timeout_ms").get<std::int64_t>());
   PluginRecord& r = e.record;
   r.path = in.at("path").get<std::string>();
@@ -91,7 +93,8 @@ bool write_all(int fd, const std::string& text) {
 ProbeCacheKey probe_cache_key(const struct stat& st) noexcept {
   return {static_cast<std::uint64_t>(st.st_dev), static_cast<std::uint64_t>(st.st_ino),
           static_cast<std::int64_t>(st.st_size),
-          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec};
+          static_cast<std::int64_t>(st.st_mtim.tv_sec) * 1'000'000'000 + st.st_mtim.tv_nsec,
+          static_cast<std::int64_t>(st.st_ctim.tv_sec) * 1'000'000'000 + st.st_ctim.tv_nsec};
 }
 
 ProbeCache::ProbeCache(std::filesystem::path file) : file_(std::move(file)) {
@@ -105,6 +108,11 @@ ProbeCache::ProbeCache(std::filesystem::path file) : file_(std::move(file)) {
     if (!doc.is_object() || doc.value("format", std::string()) != cache_format)
       throw std::runtime_error("not a taskhive probe cache");
     const auto version = doc.at("version").get<int>();
+    if (version == 1) {  // written by an older taskhive, whose keys lack the ctime: nothing wrong with it
+      logger()->info("probe cache {} is from an older taskhive; probing again", file_.string());
+      dirty_ = true;
+      return;
+    }
     if (version != cache_version)
       throw std::runtime_error(fmt::format("unknown version {} (expected {})", version, cache_version));
     if (doc.at("abi_version").get<std::uint32_t>() != TASKHIVE_PLUGIN_ABI_VERSION) {

@@ -1,8 +1,10 @@
 #pragma once
-// The probe cache (issue 4): probe results on disk, keyed by the file's device, inode, size and mtime (ns),
-// with its SHA-256 stored alongside, so a rescan of unchanged files needs a stat, not a hash and a probe.
+// The probe cache (issue 4): probe results on disk, keyed by the file's device, inode, size, mtime and ctime
+// (ns), with its SHA-256 stored alongside, so a rescan of unchanged files needs a stat, not a hash and a
+// probe. The ctime is what catches bytes rewritten in place behind a restored mtime (touch -d, cp -p, a build
+// tool that sets mtimes): only the kernel sets it, to the time of the last change to the file.
 //
-// Format: one JSON object {"format": "taskhive-probe-cache", "version": 1, "abi_version": N, "entries":
+// Format: one JSON object {"format": "taskhive-probe-cache", "version": 2, "abi_version": N, "entries":
 // [...]}; each entry holds the key, the path (to drop entries of files that no longer exist), the SHA-256,
 // the probe time limit, and the probe's outcome: "available" with name, version, description and kinds, or
 // "refused" with the probe's reason (crash, exit, timeout, dlopen or descriptor problem). An unreadable,
@@ -28,6 +30,7 @@ struct ProbeCacheKey {
   std::uint64_t ino = 0;
   std::int64_t size = 0;
   std::int64_t mtime_ns = 0;
+  std::int64_t ctime_ns = 0;
   friend bool operator==(const ProbeCacheKey&, const ProbeCacheKey&) = default;
 };
 
