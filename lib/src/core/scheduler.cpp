@@ -324,23 +324,30 @@ void SchedulerCore::push(std::shared_ptr<TaskRecord> record, int priority, std::
   QueueEntry entry{order_key(priority, queued), sequence_.fetch_add(1, std::memory_order_relaxed),
                    std::move(record)};
   queue_.push(std::move(entry));
-  flow_.entries.fetch_add(1, std::memory_order_seq_cst);
   ensure_drainer();
 }
 
 // --- draining --------------------------------------------------------------------------------------------
 //
 // At most `workers` drainer jobs live in the arena; each pops and runs tasks until the queue is empty. A push
-// increments entries and then looks at drainers_; a drainer that leaves decrements drainers_ and then looks
-// at entries. Both are sequentially consistent, so at least one of them sees the other: either the push
-// starts a drainer, or the leaving drainer comes back for the task (unless a push has taken its slot
-// meanwhile, and that push's new drainer will). Every leaving drainer looks, not only the last one to leave:
-// the drainers still alive may all be inside long tasks, and a push that counted on them would leave its task
-// waiting with a worker free (scheduler_test.cpp forces that interleaving through seams::drainer_leaving).
-// This costs one arena enqueue per burst, not per task. The queued count cannot serve instead of entries: it
+// puts its entry in queue_ and then, after a sequentially consistent fence, looks at drainers_; a drainer
+// that leaves decrements drainers_ and then, after a fence, looks at the queue's size. The push's size update
+// happens before the pusher's fence (the heap's handler publishes it before the push returns), so the fences
+// order the two sides and at least one sees the other: either the push starts a drainer, or the leaving
+// drainer comes back for the task (unless a push has taken its slot meanwhile, and that push's new drainer
+// will). Every leaving drainer looks, not only the last one to leave: the drainers still alive may all be
+// inside long tasks, and a push that counted on them would leave its task waiting with a worker free
+// (scheduler_test.cpp forces that interleaving through seams::drainer_leaving). This costs one arena enqueue
+// per burst, not per task.
+//
+// The queue's own size, not a counter of ours: a count of entries that submitters incremented and drainers
+// decremented moved its cache line between the cores twice per task: 12% of empty-task throughput, and half
+// of the drain loop's own samples in a profile went to its decrement. The queued count cannot serve: it
 // counts a task before its push.
 
 void SchedulerCore::ensure_drainer() noexcept {
+  // Every caller has just pushed: the push, then drainers_ (see above).
+  std::atomic_thread_fence(std::memory_order_seq_cst);
   auto alive = drainers_.load(std::memory_order_seq_cst);
   while (alive < max_drainers_) {
     if (drainers_.compare_exchange_weak(alive, alive + 1, std::memory_order_seq_cst)) {
@@ -375,7 +382,6 @@ void SchedulerCore::drain() noexcept {
   for (;;) {
     QueueEntry entry;
     while (budget > 0 && queue_.try_pop(entry)) {
-      flow_.entries.fetch_sub(1, std::memory_order_seq_cst);
       dispatch(std::move(entry.record));
       --budget;
     }
@@ -388,7 +394,8 @@ void SchedulerCore::drain() noexcept {
     // Every leaving drainer re-checks, not only the last: a push that saw all slots taken counted on one of
     // their holders, and the others may be inside long tasks, with a worker free and the task waiting.
     drainers_.fetch_sub(1, std::memory_order_seq_cst);
-    if (flow_.entries.load(std::memory_order_seq_cst) <= 0) return;
+    std::atomic_thread_fence(std::memory_order_seq_cst);  // drainers_, then the queue (see above)
+    if (queue_.empty()) return;
     auto alive = drainers_.load(std::memory_order_seq_cst);
     do {
       if (alive >= max_drainers_) return;  // another drainer will take it
@@ -599,7 +606,7 @@ bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) 
 void SchedulerCore::purge_tombstones_if_many() noexcept {
   // Cancelled tasks leave their entries in the heap; they cost memory the queue capacity does not bound, so
   // once they outnumber the live entries (and there are enough to matter) the queue is rebuilt without them.
-  const auto entries = flow_.entries.load(std::memory_order_relaxed);
+  const auto entries = static_cast<std::int64_t>(queue_.size());
   const auto live = flow_.queued.get();
   if (entries - live <= std::max<std::int64_t>(kPurgeThreshold, live)) return;
   bool idle = false;
@@ -609,7 +616,6 @@ void SchedulerCore::purge_tombstones_if_many() noexcept {
   try {
     kept.reserve(static_cast<std::size_t>(std::max<std::int64_t>(live, 0)));
     while (queue_.try_pop(entry)) {
-      flow_.entries.fetch_sub(1, std::memory_order_seq_cst);
       if (entry.record->state.load(std::memory_order_acquire) == TaskState::queued)
         kept.push_back(std::move(entry));
     }
@@ -618,7 +624,6 @@ void SchedulerCore::purge_tombstones_if_many() noexcept {
   }
   for (auto& e : kept) {
     queue_.push(std::move(e));
-    flow_.entries.fetch_add(1, std::memory_order_seq_cst);
   }
   if (!kept.empty()) ensure_drainer();
   purging_.store(false, std::memory_order_release);
@@ -630,7 +635,6 @@ void SchedulerCore::cancel_all() {
   std::vector<QueueEntry> later;
   QueueEntry entry;
   while (queue_.try_pop(entry)) {
-    flow_.entries.fetch_sub(1, std::memory_order_seq_cst);
     if (entry.record->submitted_before(epoch)) {
       detail::request_stop(entry.record, StopReason::cancelled);
     } else {
@@ -639,7 +643,6 @@ void SchedulerCore::cancel_all() {
   }
   for (auto& e : later) {
     queue_.push(std::move(e));  // still counted in flow_.queued: they never left it
-    flow_.entries.fetch_add(1, std::memory_order_seq_cst);
   }
   if (!later.empty()) ensure_drainer();
   // Retry-waiting tasks: pull them out of the timer. Running tasks see the new epoch when they poll.

@@ -126,12 +126,12 @@ class SchedulerCore {
   tbb::concurrent_priority_queue<QueueEntry, RunsLater> queue_;
   // Written by submitters only: kept off the queue's and the drainers' cache lines.
   alignas(64) std::atomic<std::uint64_t> sequence_{0};
-  // The three counts every task moves on its way through, on one cache line on purpose: a submitter and a
-  // worker each update all three, so sharing the line costs one transfer per side instead of three.
+  // The two counts every task moves on its way through, on one cache line on purpose: a submitter and a
+  // worker each update both, so sharing the line costs one transfer per side instead of two. (Whether the
+  // queue has entries, tombstones included, is its own size: see "draining" in scheduler.cpp.)
   struct alignas(64) Flow {
     Gauge in_flight;  // accepted and not final, plus submissions in progress: what wait_idle/shutdown wait on
     Gauge queued;     // waiting to start (cancelled tasks' tombstones not counted): the capacity counter
-    std::atomic<std::int64_t> entries{0};  // in queue_, tombstones included: tells drainers there is work
   } flow_;
   alignas(64) std::atomic<int> drainers_{0};  // drainer jobs alive in the arena
   // Read on every submit and rarely written: a line of their own, away from drainers_, which changes often.
