@@ -193,6 +193,34 @@ TEST_CASE("files that are not plugins are refused before any of their code runs"
   CHECK(records.at("escape.so").sha256.empty());
 }
 
+TEST_CASE("a symlink into a subdirectory others may write is refused; into a safe one it loads",
+          "[plugins][loader]") {
+  TempDir dir;
+  const fs::path good = corpus_dir / "good.so";
+  fs::create_directories(dir / "open");
+  install(good, dir / "open" / "inner.so");
+  fs::permissions(dir / "open", fs::perms(0777));
+  fs::create_symlink("open/inner.so", dir / "via_open.so");
+  fs::create_directories(dir / "releases" / "1.0");
+  install(good, dir / "releases" / "1.0" / "good.so");
+  fs::create_symlink("releases/1.0/good.so", dir / "current.so");
+
+  auto records = by_file_name(load({dir.path()}));
+  REQUIRE(records.size() == 2);
+  CHECK(records.at("via_open.so").status == PluginStatus::refused);
+  CHECK(records.at("via_open.so").reason ==
+        "its symlink leads through open/, which is writable by group or others (mode 0777); fix with chmod "
+        "go-w");
+  CHECK(records.at("current.so").status == PluginStatus::loaded);
+
+  // One level deeper: every directory on the way is checked, not only the first.
+  fs::permissions(dir / "releases" / "1.0", fs::perms(0757));
+  records = by_file_name(load({dir.path()}));
+  CHECK(records.at("current.so").reason ==
+        "its symlink leads through releases/1.0/, which is writable by group or others (mode 0757); fix with "
+        "chmod go-w");
+}
+
 TEST_CASE("a file owned by another non-root user is refused", "[plugins][loader]") {
   if (geteuid() != 0) {
     WARN("skipped: only root can give a file to another user");

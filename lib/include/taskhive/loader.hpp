@@ -18,13 +18,14 @@
 // duplicate names in search order.
 //
 // Checks, in order, each giving its own reason (see PluginRecord::reason): a symlink must stay inside its
-// plugin directory; the file is opened with O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC (so a FIFO cannot block the scan)
-// and everything after reads that descriptor: a regular file, owned by root or the current user, not writable
-// by group or others (nor is its directory), not empty, an ELF shared object for this machine, not truncated,
-// its SHA-256 in the allowlist if one is configured; then a private copy of it (a sealed memfd, hashed as it
-// is filled and compared with the digest checked) is dlopen'ed, so the bytes loaded are the bytes checked and
-// nothing can change them while they run, and its descriptor is validated (entry symbol, non-NULL, ABI
-// version, name, semantic version, unique kinds, unique plugin name: the first in search order wins).
+// plugin directory, and each subdirectory it leads through must be as trusted as the directory; the file is
+// opened with O_NOFOLLOW|O_NONBLOCK|O_CLOEXEC (so a FIFO cannot block the scan) and everything after reads
+// that descriptor: a regular file, owned by root or the current user, not writable by group or others (nor is
+// its directory), not empty, an ELF shared object for this machine, not truncated, its SHA-256 in the
+// allowlist if one is configured; then a private copy of it (a sealed memfd, hashed as it is filled and
+// compared with the digest checked) is dlopen'ed, so the bytes loaded are the bytes checked and nothing can
+// change them while they run, and its descriptor is validated (entry symbol, non-NULL, ABI version, name,
+// semantic version, unique kinds, unique plugin name: the first in search order wins).
 //
 // With LoaderOptions::probe, every checked file is first loaded in a child process (taskhive-probe, many
 // files per child) that reads and validates its descriptor and reports it back; a plugin that crashes, exits

@@ -4,6 +4,7 @@
 #include <array>
 #include <cerrno>
 #include <cstring>
+#include <iterator>
 #include <memory>
 #include <vector>
 
@@ -161,6 +162,18 @@ FileCheck check_candidate(const std::filesystem::path& entry, const std::filesys
     if (inside.empty() || *inside.begin() == "..")
       return {std::nullopt,
               fmt::format("symlink leads outside its plugin directory (to {})", target.string())};
+    // Into a subdirectory: each directory on the way is trusted as the plugin directory is, or whoever may
+    // write one could put other code where the symlink points.
+    std::filesystem::path through = dir;
+    for (auto part = inside.begin(); std::next(part) != inside.end(); ++part) {
+      through /= *part;
+      struct stat sub {};
+      if (lstat(through.c_str(), &sub) != 0)
+        return {std::nullopt, fmt::format("cannot stat {}: {}", through.string(), std::strerror(errno))};
+      const auto what =
+          fmt::format("its symlink leads through {}/, which is ", through.lexically_relative(dir).string());
+      if (auto problem = ownership_problem(sub, what)) return {std::nullopt, std::move(*problem)};
+    }
   }
 
   // O_NOFOLLOW: the path checked above is the path opened, not whatever a symlink swapped in since.
