@@ -125,8 +125,8 @@ std::optional<int> reap(pid_t pid, bool kill_it) {
 
 std::string death_reason(std::optional<int> wait_status) {
   if (!wait_status) {
-    return "died during probe (how is unknown: the host reaped the probe process itself, as it does when it "
-           "ignores SIGCHLD)";
+    return "died during probe (how is not known: no exit status was left to read, as when the host ignores "
+           "SIGCHLD or reaps child processes itself)";
   }
   const int status = *wait_status;
   if (WIFSIGNALED(status)) {
