@@ -2,6 +2,7 @@
 // ones next to them stay available, and the host never maps the bad ones.
 #include <catch2/catch.hpp>
 
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
@@ -12,10 +13,12 @@
 #include <thread>
 
 #include <signal.h>
+#include <sys/wait.h>
 
 #include <taskhive/loader.hpp>
 
 #include "plugins/temp_dir.hpp"
+#include "probe_seams.hpp"
 
 namespace fs = std::filesystem;
 using namespace std::chrono_literals;
@@ -213,6 +216,30 @@ TEST_CASE("a host that ignores SIGCHLD gets a crashing plugin refused as died an
   CHECK(records.at("ctor_segv.so").status == PluginStatus::refused);
   CHECK(records.at("ctor_segv.so").reason.starts_with("died during probe"));
   CHECK(records.at("ctor_segv.so").reason.find("SIGCHLD") != std::string::npos);
+}
+
+namespace {
+// For the test below (a seam is a plain function pointer): the host's reaper, taking the child first.
+void reap_it_first(pid_t pid) {
+  while (waitpid(pid, nullptr, 0) < 0 && errno == EINTR) {
+  }
+}
+}  // namespace
+
+TEST_CASE("a crash is reported with its signal even when the host reaps the probe's child first",
+          "[plugins][probe]") {
+  // A host that reaps every child (a waitpid(-1) loop) can take the child between the probe's look at how
+  // it ended and its own reaping wait; what the look read is reported, not "how is not known".
+  TempDir dir;
+  install(corpus_dir / "good.so", dir / "a_good.so");
+  install(crash_dir / "ctor_segv.so", dir / "ctor_segv.so");
+  taskhive::detail::seams::probe_between_waits = &reap_it_first;
+  const auto registry = probe({dir.path()});
+  taskhive::detail::seams::probe_between_waits = nullptr;
+  auto records = by_file_name(registry);
+  REQUIRE(records.size() == 2);
+  CHECK(records.at("a_good.so").status == PluginStatus::available);
+  CHECK(records.at("ctor_segv.so").reason == "crashed during probe: signal 11 (Segmentation fault)");
 }
 
 TEST_CASE("a plugin that forks and then crashes is reported crashed, and what it forked is killed",

@@ -23,10 +23,13 @@
 #include "descriptor_passing.hpp"
 #include "file_checks.hpp"
 #include "kind_json.hpp"
+#include "probe_seams.hpp"
 
 extern char** environ;  // NOLINT: POSIX declares it nowhere
 
 namespace taskhive::detail {
+
+std::atomic<void (*)(pid_t)> seams::probe_between_waits{nullptr};
 
 namespace {
 
@@ -114,13 +117,21 @@ std::optional<int> reap(pid_t pid, bool kill_it) {
   int waited = 0;
   while ((waited = waitid(P_PID, static_cast<id_t>(pid), &info, WEXITED | WNOWAIT)) < 0 && errno == EINTR) {
   }
-  if (waited == 0) ::kill(-pid, SIGKILL);  // not if it was reaped elsewhere (SIGCHLD ignored by the host)
+  if (waited == 0) {
+    ::kill(-pid, SIGKILL);  // not if it was reaped elsewhere (SIGCHLD ignored by the host)
+    if (auto* seam = seams::probe_between_waits.load(std::memory_order_relaxed)) seam(pid);
+  }
   int status = 0;
   pid_t reaped = -1;
   while ((reaped = waitpid(pid, &status, 0)) < 0 && errno == EINTR) {
   }
-  if (reaped != pid) return std::nullopt;
-  return status;
+  if (reaped == pid) return status;
+  // Reaped elsewhere between the two waits (a host reaping every child): waitid had read how it ended.
+  if (waited == 0 && info.si_pid == pid) {
+    if (info.si_code == CLD_EXITED) return W_EXITCODE(info.si_status, 0);
+    if (info.si_code == CLD_KILLED || info.si_code == CLD_DUMPED) return W_EXITCODE(0, info.si_status);
+  }
+  return std::nullopt;
 }
 
 std::string death_reason(std::optional<int> wait_status) {
