@@ -176,6 +176,51 @@ TEST_CASE("a rescan of unchanged files neither hashes nor probes them, and keeps
   }
 }
 
+TEST_CASE("a chmod or a hard link is not a new version: the rescan keeps the loaded one",
+          "[plugins][catalog]") {
+  // Both move the file's ctime, which is part of its key; the bytes hash the same, so nothing reloads.
+  TempDir dir, elsewhere;
+  install(v1, dir / "a.so");
+  auto catalog = open({.loader = {.dirs = {dir.path()}, .probe = true}});
+  auto first = catalog->lease("versioned");
+  REQUIRE(first);
+  auto unchanged = [&] {
+    auto summary = catalog->rescan();
+    REQUIRE(summary);
+    CHECK(summary->unchanged == 1);
+    CHECK(summary->changed == 0);
+    CHECK(summary->generation == 0);
+    auto again = catalog->lease("versioned");
+    REQUIRE(again);
+    CHECK(again->descriptor() == first->descriptor());  // the same loaded version, not a reload
+  };
+  SECTION("chmod") {
+    fs::permissions(dir / "a.so", fs::perms(0750));
+    unchanged();
+  }
+  SECTION("a hard link made and removed") {
+    fs::create_hard_link(dir / "a.so", elsewhere / "link.so");
+    unchanged();
+    fs::remove(elsewhere / "link.so");
+    unchanged();
+  }
+}
+
+TEST_CASE("a plugin refused for its mode is taken once a chmod fixes it", "[plugins][catalog]") {
+  // A refusal before hashing leaves no digest to compare: the moved ctime means the file is checked again.
+  TempDir dir;
+  install(v1, dir / "a.so");
+  fs::permissions(dir / "a.so", fs::perms(0775));
+  auto catalog = open({.loader = {.dirs = {dir.path()}, .probe = true}});
+  REQUIRE(catalog->records().at(0).status == PluginStatus::refused);
+  fs::permissions(dir / "a.so", fs::perms(0755));
+  auto summary = catalog->rescan();
+  REQUIRE(summary);
+  CHECK(summary->changed == 1);
+  CHECK(catalog->records().at(0).status == PluginStatus::available);
+  CHECK(catalog->lease("versioned"));
+}
+
 TEST_CASE("a rescan that cannot see a plugin directory keeps the plugins as they were",
           "[plugins][catalog]") {
   auto dir = std::make_unique<TempDir>();

@@ -225,6 +225,23 @@ TEST_CASE("a plugin rewritten in place with its size and mtime restored is probe
   CHECK(registry.load("sample_upper"));
 }
 
+TEST_CASE("a chmod is not a change: the cache answers after one hash, and then after a stat alone",
+          "[plugins][cache]") {
+  TempDir dir, cache_dir;
+  const fs::path plugin = install(TASKHIVE_SAMPLE_PLUGIN_DIR "/sample_upper.so", dir / "sample_upper.so");
+  const fs::path cache = cache_dir / "probe-cache.json";
+  const auto before = scan(dir.path(), cache);
+  const auto key_before = nlohmann::json::parse(read_all(cache)).at("entries").at(0).at("ctime_ns");
+  fs::permissions(plugin, fs::perms(0750));
+
+  // Without a probe, a miss would be refused: the same bytes are a hit, and the entry takes the new key.
+  const auto after = scan(dir.path(), cache, no_probe);
+  same_outcome(before, after);
+  const auto key_after = nlohmann::json::parse(read_all(cache)).at("entries").at(0).at("ctime_ns");
+  CHECK(key_after != key_before);
+  same_outcome(before, scan(dir.path(), cache, no_probe));
+}
+
 TEST_CASE("load() refuses a plugin whose bytes changed after the scan that checked them",
           "[plugins][cache]") {
   TempDir dir, cache_dir;

@@ -38,10 +38,11 @@
 // size, mtime and ctime (ns), with the SHA-256 alongside. A file whose key matches is neither hashed nor
 // probed on a rescan (stat only: the file checks still run, its record and sha256 come from the cache); any
 // key field differing means it is hashed and probed again. The ctime, which only the kernel sets, catches a
-// file rewritten in place with its mtime restored. The hash is then deferred to PluginRegistry::load(), which
-// hashes the descriptor it is about to map and refuses the plugin if the bytes no longer match the recorded
-// SHA-256 (bytes changed between the scan and the load). With an allowlist, a cache hit is checked against
-// the cached SHA-256, and load() verifies it the same way.
+// file rewritten in place with its mtime restored; when only the ctime differs (a chmod or a hard link moves
+// it too) the file is hashed, and the same bytes are not probed again. The hash is then deferred to
+// PluginRegistry::load(), which hashes the descriptor it is about to map and refuses the plugin if the bytes
+// no longer match the recorded SHA-256 (bytes changed between the scan and the load). With an allowlist, a
+// cache hit is checked against the cached SHA-256, and load() verifies it the same way.
 
 #include <chrono>
 #include <filesystem>

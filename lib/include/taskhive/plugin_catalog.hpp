@@ -11,12 +11,13 @@
 //   run_stage(upper->descriptor());                       // valid while `upper` lives
 // @endcode
 //
-// Hot reload: when a rescan finds a plugin file changed (new bytes, so a new key: device, inode, size, mtime
-// or ctime), the new version is probed and serves every lease taken from then on; leases already held keep
-// the old version loaded, and it is unloaded when the last of them ends. Each version is loaded from its own
-// private copy (see LoaderOptions), so glibc never hands back the old handle for the new bytes. A removed
-// file stops serving new leases the same way. A rescan that fails as a whole (a plugin directory gone) keeps
-// the previous state and says why; the host keeps running.
+// Hot reload: when a rescan finds a plugin file changed (new bytes: a new device, inode, size or mtime, or a
+// new ctime and a new SHA-256; a chmod or a hard link alone is no change), the new version is probed and
+// serves every lease taken from then on; leases already held keep the old version loaded, and it is unloaded
+// when the last of them ends. Each version is loaded from its own private copy (see LoaderOptions), so glibc
+// never hands back the old handle for the new bytes. A removed file stops serving new leases the same way. A
+// rescan that fails as a whole (a plugin directory gone) keeps the previous state and says why; the host
+// keeps running.
 
 #include <chrono>
 #include <cstdint>

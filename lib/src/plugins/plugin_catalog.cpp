@@ -65,17 +65,16 @@ class CatalogState {
       for (const auto& entry : entries_)
         if (entry.known) known.emplace(entry.record.path, *entry.known);
     }
-    ScanOptions scan{
-        .dirs = *dirs,
-        .allowlist = allowlist_ ? &*allowlist_ : nullptr,
-        .probes = probes_ ? &*probes_ : nullptr,
-        .probe_concurrency = probe_concurrency(),
-        .cache = cache_ ? &*cache_ : nullptr,
-        .probe_timeout = options_.loader.probe_timeout,
-        .known = [&known](const std::filesystem::path& path, const ProbeCacheKey& key) -> const KnownFile* {
-          const auto it = known.find(path);
-          return it != known.end() && it->second.key == key ? &it->second : nullptr;
-        }};
+    ScanOptions scan{.dirs = *dirs,
+                     .allowlist = allowlist_ ? &*allowlist_ : nullptr,
+                     .probes = probes_ ? &*probes_ : nullptr,
+                     .probe_concurrency = probe_concurrency(),
+                     .cache = cache_ ? &*cache_ : nullptr,
+                     .probe_timeout = options_.loader.probe_timeout,
+                     .known = [&known](const std::filesystem::path& path) -> const KnownFile* {
+                       const auto it = known.find(path);
+                       return it != known.end() ? &it->second : nullptr;
+                     }};
     std::vector<ScanResult> results;
     if (auto error = run_scan(options_.loader, [&] { results = scan_plugins(scan); }))
       return LoadResult<RescanSummary>::failure(std::move(*error));

@@ -132,7 +132,7 @@ ProbeCache::ProbeCache(std::filesystem::path file) : file_(std::move(file)) {
 const ProbeCacheEntry* ProbeCache::find(const std::filesystem::path& path, const ProbeCacheKey& key,
                                         std::chrono::milliseconds timeout) const {
   for (const auto& e : entries_) {
-    if (e.key != key || e.record.path != path) continue;
+    if (!e.key.same_but_ctime(key) || e.record.path != path) continue;
     if (e.record.status == PluginStatus::refused && e.record.reason.starts_with(timeout_prefix) &&
         timeout > e.probe_timeout)
       return nullptr;  // it might finish within the longer limit
@@ -141,8 +141,13 @@ const ProbeCacheEntry* ProbeCache::find(const std::filesystem::path& path, const
   return nullptr;
 }
 
-void ProbeCache::keep(const ProbeCacheEntry* entry) {
-  used_[static_cast<std::size_t>(entry - entries_.data())] = true;
+void ProbeCache::keep(const ProbeCacheEntry* entry, const ProbeCacheKey& key) {
+  const auto i = static_cast<std::size_t>(entry - entries_.data());
+  used_[i] = true;
+  if (entries_[i].key != key) {
+    entries_[i].key = key;
+    dirty_ = true;
+  }
 }
 
 void ProbeCache::put(ProbeCacheEntry entry) {

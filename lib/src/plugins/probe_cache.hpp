@@ -2,7 +2,8 @@
 // The probe cache (issue 4): probe results on disk, keyed by the file's device, inode, size, mtime and ctime
 // (ns), with its SHA-256 stored alongside, so a rescan of unchanged files needs a stat, not a hash and a
 // probe. The ctime is what catches bytes rewritten in place behind a restored mtime (touch -d, cp -p, a build
-// tool that sets mtimes): only the kernel sets it, to the time of the last change to the file.
+// tool that sets mtimes): only the kernel sets it, to the time of the last change to the file. It also moves
+// on a chmod or a hard link, so a key that differs only there is settled by the SHA-256 (see scan.cpp).
 //
 // Format: one JSON object {"format": "taskhive-probe-cache", "version": 2, "abi_version": N, "entries":
 // [...]}; each entry holds the key, the path (to drop entries of files that no longer exist), the SHA-256,
@@ -24,7 +25,9 @@
 
 namespace taskhive::detail {
 
-/// What identifies an unchanged file: any field differing means the file is probed again.
+/// What identifies an unchanged file: equal keys mean the same bytes. A key that differs only in the ctime
+/// may still be the same bytes (a chmod, a hard link made or removed, an extended attribute set): the scan
+/// then hashes the file and compares digests rather than probing it again.
 struct ProbeCacheKey {
   std::uint64_t dev = 0;
   std::uint64_t ino = 0;
@@ -32,6 +35,9 @@ struct ProbeCacheKey {
   std::int64_t mtime_ns = 0;
   std::int64_t ctime_ns = 0;
   friend bool operator==(const ProbeCacheKey&, const ProbeCacheKey&) = default;
+  bool same_but_ctime(const ProbeCacheKey& other) const noexcept {
+    return dev == other.dev && ino == other.ino && size == other.size && mtime_ns == other.mtime_ns;
+  }
 };
 
 ProbeCacheKey probe_cache_key(const struct stat& st) noexcept;
@@ -50,12 +56,13 @@ class ProbeCache {
   /// warning (and is rewritten by save()).
   explicit ProbeCache(std::filesystem::path file);
 
-  /// The cached outcome for this path and key, or nullptr. A timeout refusal recorded under a shorter time
-  /// limit than `timeout` is not a hit.
+  /// The cached outcome for this path and a key equal to `key` but perhaps for its ctime (the caller tells
+  /// whether the bytes are the same then), or nullptr. A timeout refusal recorded under a shorter time limit
+  /// than `timeout` is not a hit.
   const ProbeCacheEntry* find(const std::filesystem::path& path, const ProbeCacheKey& key,
                               std::chrono::milliseconds timeout) const;
-  /// Marks a hit as still current.
-  void keep(const ProbeCacheEntry* entry);
+  /// Marks a hit as still current, under the key its file has now.
+  void keep(const ProbeCacheEntry* entry, const ProbeCacheKey& key);
   /// Records a fresh probe outcome (replacing any entry of that path).
   void put(ProbeCacheEntry entry);
 

@@ -95,9 +95,11 @@ std::optional<std::string> not_allowed(const std::string& sha256, const Allowlis
   return fmt::format("sha256 {} is not in the allowlist {}", sha256, allowlist->path.string());
 }
 
-// Digest and allowlist of the open, checked descriptor; false (with record.reason) if refused.
-bool digest_allowed(const CheckedFile& file, PluginRecord& record, const Allowlist* allowlist) {
-  auto digest = sha256_hex(file.fd.get());
+// Digest (unless already taken) and allowlist of the open, checked descriptor; false (with record.reason) if
+// refused.
+bool digest_allowed(const CheckedFile& file, PluginRecord& record, const Allowlist* allowlist,
+                    std::optional<std::string> digest) {
+  if (!digest) digest = sha256_hex(file.fd.get());
   if (!digest) {
     record.reason = fmt::format("cannot read: {}", std::strerror(errno));
     return false;
@@ -128,7 +130,19 @@ void prevalidate(Candidate& candidate, const ScanOptions& options) {
   }
   const ProbeCacheKey key = probe_cache_key(st);
   result.key = key;
-  if (const KnownFile* known = options.known ? options.known(record.path, key) : nullptr) {
+  // What is recorded about the file (known to the caller, or in the probe cache) still holds if the key is
+  // the same, or if only the ctime moved and the bytes hash to the recorded digest: a chmod, a hard link or
+  // an extended attribute moves the ctime too, and must not count as a new version (in a catalog, a reload).
+  // A record refused before it was hashed has no digest: the file is checked afresh. Hashed at most once.
+  std::optional<std::string> digest;
+  const auto still_holds = [&](const ProbeCacheKey& recorded, const std::string& sha256) {
+    if (recorded == key) return true;
+    if (!recorded.same_but_ctime(key) || sha256.empty()) return false;
+    if (!digest) digest = sha256_hex(check.file->fd.get());
+    return digest && *digest == sha256;
+  };
+  const KnownFile* known = options.known ? options.known(record.path) : nullptr;
+  if (known && still_holds(known->key, known->record.sha256)) {
     result.unchanged = true;  // the caller still has it as it was: nothing more to do
     record = known->record;
     // Kept open in case the caller no longer has it (it lost a duplicate-name clash last time).
@@ -136,7 +150,8 @@ void prevalidate(Candidate& candidate, const ScanOptions& options) {
     return;
   }
   if (options.probes && options.cache) {
-    if (const ProbeCacheEntry* hit = options.cache->find(record.path, key, options.probe_timeout)) {
+    const ProbeCacheEntry* hit = options.cache->find(record.path, key, options.probe_timeout);
+    if (hit && still_holds(hit->key, hit->record.sha256)) {
       // Unchanged since it was probed: neither hashed nor probed here; its load verifies the digest.
       result.cache_hit = hit;
       const auto path = record.path;
@@ -154,7 +169,7 @@ void prevalidate(Candidate& candidate, const ScanOptions& options) {
       return;
     }
   }
-  if (!digest_allowed(*check.file, record, options.allowlist)) return;
+  if (!digest_allowed(*check.file, record, options.allowlist, std::move(digest))) return;
   result.file = std::move(check.file);
   candidate.to_probe = options.probes != nullptr;
 }
@@ -267,7 +282,7 @@ LoadResult<std::vector<std::filesystem::path>> resolve_dirs(const std::vector<st
 
 void apply_to_cache(ProbeCache& cache, std::vector<ScanResult>& results) {
   for (const auto& result : results)
-    if (result.cache_hit) cache.keep(result.cache_hit);
+    if (result.cache_hit) cache.keep(result.cache_hit, *result.key);
   for (auto& result : results)
     if (result.cache_update) cache.put(*result.cache_update);
 }

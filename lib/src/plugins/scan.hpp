@@ -68,7 +68,7 @@ struct ScanOptions {
   std::chrono::milliseconds probe_timeout{5000};
   /// The outcome this file had when last scanned if its key is still the same, or null: then nothing more is
   /// done with it (no hash, no probe, no load). Called in parallel.
-  std::function<const KnownFile*(const std::filesystem::path&, const ProbeCacheKey&)> known;
+  std::function<const KnownFile*(const std::filesystem::path&)> known;
 };
 
 /// One candidate file and what became of it, in search order.
