@@ -24,6 +24,17 @@ TEST_CASE("backoff grows by the multiplier and stops at the maximum", "[retry]")
   CHECK(policy.delay(5000, 0.5) == 1s);  // pow() is infinite here
 }
 
+TEST_CASE("a backoff that starts at zero stays at zero however many retries", "[retry]") {
+  // 0 * pow(2, n) is 0 * inf = NaN once pow() overflows (n ~ 1024), which used to read as "the cap".
+  RetryPolicy policy{.initial_delay = 0ms, .multiplier = 2.0, .max_delay = 30s, .jitter = false};
+  CHECK(policy.delay(0, 0.5) == 0ms);
+  CHECK(policy.delay(1023, 0.5) == 0ms);
+  CHECK(policy.delay(1100, 0.5) == 0ms);
+  CHECK(policy.delay(1'000'000, 0.5) == 0ms);
+  policy.jitter = true;
+  CHECK(policy.delay(5000, 0.9) == 0ms);
+}
+
 TEST_CASE("full jitter draws the delay uniformly below the capped exponential", "[retry]") {
   RetryPolicy policy{
       .max_retries = 3, .initial_delay = 100ms, .multiplier = 3.0, .max_delay = 2s, .jitter = true};

@@ -15,6 +15,9 @@ namespace taskhive {
 
 std::chrono::nanoseconds RetryPolicy::ceiling(std::int32_t n) const noexcept {
   const auto cap = std::max(max_delay, std::chrono::nanoseconds::zero());
+  // Nothing grows from nothing, however far out: without this, 0 * pow() = 0 * inf = NaN past n ~ 1024 and
+  // the retry suddenly waited the whole cap.
+  if (initial_delay <= std::chrono::nanoseconds::zero()) return std::chrono::nanoseconds::zero();
   const double scaled = static_cast<double>(initial_delay.count()) * std::pow(multiplier, std::max(n, 0));
   // Compared in double and returned as the cap itself: converting a double at or near 2^63 back to int64
   // would overflow. !(a < b) also catches NaN and infinity.
