@@ -686,6 +686,28 @@ class Reader {
         path.push_back(*next);                                                // include `first`
       }
     }
+
+    // A sink named as a dead letter receives only dead letters: if every sink is one, the items that reach
+    // the end of the pipeline have nowhere to go, and a run would drop them all without a word.
+    std::vector<std::string> targets;
+    auto note_target = [&](const Stage& s) {
+      if (s.on_error.pos.known() && *s.on_error == OnError::dead_letter && s.dead_letter.pos.known())
+        targets.push_back(*s.dead_letter);
+    };
+    note_target(p.source);
+    for (const auto& s : p.stages) note_target(s);
+    for (const auto& s : p.sinks) note_target(s);
+    const bool all_dead_letters =
+        !p.sinks.empty() && std::all_of(p.sinks.begin(), p.sinks.end(), [&](const Stage& s) {
+          return s.name.pos.known() && std::find(targets.begin(), targets.end(), *s.name) != targets.end();
+        });
+    if (all_dead_letters) {
+      error(p.sinks.front().name.pos,
+            fmt::format(
+                "every sink receives dead letters ({}), so the items that reach the end of the pipeline "
+                "would go nowhere; add a sink for them",
+                join(sink_names)));
+    }
   }
 
   // ---- plugins ----
