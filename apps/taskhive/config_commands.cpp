@@ -135,10 +135,11 @@ int run_workflow(Loaded& loaded, Scheduler& scheduler, const SignalWatcher& sign
     const PipelineSummary summary = (*run)->run();
     interrupts.remove(run->get());
     std::cerr << fmt::format("pipeline of task \"{}\":\n{}", *task.name, format_summary(summary));
+    if (!summary.fatal_error.empty()) return PipelineOutcome::failure(summary.fatal_error);
+    // Stopped by Ctrl-C or the task's timeout: what it did is not all it had to do.
+    if (summary.stopped) return PipelineOutcome::stopped();
     if (summary.ok()) return PipelineOutcome::success();
-    return PipelineOutcome::failure(summary.fatal_error.empty()
-                                        ? fmt::format("{} items failed", summary.failed_items())
-                                        : summary.fatal_error);
+    return PipelineOutcome::failure(fmt::format("{} items failed", summary.failed_items()));
   };
   WorkflowRunner runner(scheduler, *loaded.config.workflow, std::move(options));
   {

@@ -354,6 +354,26 @@ TEST_CASE("`pipeline:` tasks run through the injected callback", "[workflow][pip
   }
 }
 
+TEST_CASE("a pipeline stopped early by the workflow's stop() ends its task cancelled, not succeeded",
+          "[workflow][cancel]") {
+  Scheduler scheduler({.workers = 1});
+  Signal started;
+  WorkflowOptions options;
+  options.run_pipeline = [&](const WorkflowTask&, TaskContext& ctx) {
+    started.notify();
+    while (!ctx.cancellation_requested()) std::this_thread::yield();
+    return PipelineOutcome::stopped();  // as the CLI's runner says when its source stopped early
+  };
+  WorkflowRunner runner(scheduler, workflow({task("hash")}), std::move(options));
+  runner.start();
+  REQUIRE(started.wait_for_count(1));
+  runner.stop();
+  auto result = runner.wait();
+  CHECK_FALSE(result.success);
+  CHECK(state_of(result, "hash") == WorkflowTaskState::cancelled);
+  CHECK(result.find("hash")->error == "stopped before its pipeline was done");
+}
+
 TEST_CASE("stop() cancels running tasks and everything not started", "[workflow][cancel]") {
   Scheduler scheduler({.workers = 1});
   Signal started;

@@ -106,10 +106,13 @@ struct WorkflowResult {
 /// What a `pipeline:` task's runner reports.
 struct PipelineOutcome {
   bool ok = true;
-  std::string error{};  ///< why it failed, for the summary
+  std::string error{};         ///< why it failed, for the summary
+  bool stopped_early = false;  ///< asked to stop (ctx), it drained what was in flight and left the rest
 
   static PipelineOutcome success() { return {}; }
   static PipelineOutcome failure(std::string message) { return {false, std::move(message)}; }
+  /// Not a success: the task ends cancelled (or timed_out, if its timeout was what stopped it).
+  static PipelineOutcome stopped() { return {false, "stopped before its pipeline was done", true}; }
 };
 
 /// Runs one `pipeline:` task (task.pipeline is set) to its end, on the worker the task runs on. It should

@@ -316,6 +316,8 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
         throw std::runtime_error("no pipeline runner was given (WorkflowOptions::run_pipeline)");
       }
       auto outcome = options_.run_pipeline(task, ctx);
+      // A stop asked through ctx: the scheduler ends the task cancelled, or timed_out past its deadline.
+      if (outcome.stopped_early) throw OperationCancelled(outcome.error);
       if (!outcome.ok)
         throw std::runtime_error(outcome.error.empty() ? "the pipeline failed" : outcome.error);
     } else {
