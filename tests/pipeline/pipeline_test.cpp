@@ -3,11 +3,15 @@
 #include <catch2/catch.hpp>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <string>
+#include <thread>
 #include <vector>
 
+#include <fmt/format.h>
 #include <taskhive/config.hpp>
 #include <taskhive/pipeline.hpp>
 #include <taskhive/plugin_catalog.hpp>
@@ -317,6 +321,35 @@ pipeline:
     CHECK_FALSE(summary.ok());
     CHECK_FALSE(fs::exists(fixture.out("stopped.txt")));  // a cancelled sink is not finished
   }
+}
+
+TEST_CASE("cancel() drops what is in flight but what a sink took in is flushed out", "[pipeline]") {
+  Fixture fixture;
+  taskhive::Scheduler scheduler({.workers = 2});
+  std::atomic<int> consumed{0};
+  const auto config = fixture.config(fmt::format(R"(
+pipeline:
+  source: {{name: numbers, uses: pipetest.count, params: {{n: 1000000000}}}}
+  sink: {{name: out, uses: pipetest.collect, params: {{path: "${{out}}/cancelled.txt", consumed_counter: "{}"}}}}
+)",
+                                                 static_cast<void*>(&consumed)));
+  auto pipeline = taskhive::PipelineRun::create(*config.pipeline, fixture.catalog(), scheduler);
+  REQUIRE(pipeline);
+  // Polled by the source before each item: after ten items, wait until the sink (on the other worker) has
+  // taken five in, and cancel the run from there.
+  int polls = 0;
+  (*pipeline)->stop_when([&] {
+    if (++polls <= 10) return false;
+    const auto until = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (consumed.load() < 5 && std::chrono::steady_clock::now() < until) std::this_thread::yield();
+    (*pipeline)->cancel();
+    return true;
+  });
+  const auto summary = (*pipeline)->run();
+  CHECK(summary.cancelled);
+  REQUIRE(stats(summary, "out").in >= 5);
+  // Every item the sink counted is in the file: flushed, since a cancelled stream is not finished.
+  CHECK(lines(fixture.out("cancelled.txt")).size() == stats(summary, "out").in);
 }
 
 TEST_CASE("a pipeline whose plugin or kind is missing fails before anything runs", "[pipeline]") {

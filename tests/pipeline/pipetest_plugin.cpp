@@ -8,9 +8,12 @@
 //                       number is below it busy-wait a little, so a parallel stage finishes them late; a
 //                       negative split is refused at create(); `null_value`: emits its item with a metadata
 //                       value that is NULL, which the host must refuse (through the C ABI, without throwing)
-//   sink "collect":     appends each item as a line to `path` at finish ("bytes" or, with
+//   sink "collect":     appends each item as a line to `path` at flush or finish ("bytes" or, with
 //                       metadata=true, "bytes|key=value|..."); `fail_on`: consuming that item fails;
-//                       `slow_ms`: each call takes at least that long
+//                       `slow_ms`: each call takes at least that long; `consumed_counter`: the address (hex)
+//                       of the test's std::atomic<int>, incremented after each item taken in (the plugin
+//                       runs in the test's process)
+#include <atomic>
 #include <chrono>
 #include <fstream>
 #include <map>
@@ -99,12 +102,17 @@ class Collect {
       {"path", TASKHIVE_PARAM_STRING, 1, nullptr, "the file to append to"},
       {"metadata", TASKHIVE_PARAM_BOOL, 0, "false", "write metadata too"},
       {"fail_on", TASKHIVE_PARAM_STRING, 0, "", "an item text whose consumption fails"},
-      {"slow_ms", TASKHIVE_PARAM_INT, 0, "0", "each call takes at least this long"}};
+      {"slow_ms", TASKHIVE_PARAM_INT, 0, "0", "each call takes at least this long"},
+      {"consumed_counter", TASKHIVE_PARAM_STRING, 0, "", "address of a std::atomic<int> to count items in"}};
   explicit Collect(const plugin::Params& params)
       : path_(params.get_or("path", "")),
         metadata_(params.get_or("metadata", "false") == "true"),
         fail_on_(params.get_or("fail_on", "")),
-        slow_(std::chrono::milliseconds(std::stoi(params.get_or("slow_ms", "0")))) {}
+        slow_(std::chrono::milliseconds(std::stoi(params.get_or("slow_ms", "0")))) {
+    const auto counter = params.get_or("consumed_counter", "");
+    if (!counter.empty())
+      consumed_ = reinterpret_cast<std::atomic<int>*>(std::stoull(counter, nullptr, 16));  // NOLINT
+  }
   void process(const plugin::Item& in) {
     if (slow_.count() > 0) std::this_thread::sleep_for(slow_);  // a sink that overruns its timeout, always
     std::string line(in.text());
@@ -112,6 +120,14 @@ class Collect {
     if (metadata_)
       for (const auto& kv : in.metadata().pairs()) line += std::string("|") + kv.key + "=" + kv.value;
     lines_.push_back(std::move(line));
+    if (consumed_) consumed_->fetch_add(1);
+  }
+  void flush() {
+    if (lines_.empty()) return;
+    std::ofstream out(path_, std::ios::app);
+    if (!out) throw std::runtime_error("cannot open " + path_);
+    for (const auto& line : lines_) out << line << '\n';
+    lines_.clear();
   }
   void finish() {
     std::ofstream out(path_, std::ios::app);
@@ -125,6 +141,7 @@ class Collect {
   std::string fail_on_;
   std::chrono::milliseconds slow_;
   std::vector<std::string> lines_;
+  std::atomic<int>* consumed_ = nullptr;
 };
 
 }  // namespace

@@ -99,7 +99,8 @@ class PipelineRun {
 
   /// Stops the source; items already in flight go on to the sinks, which are finished as usual.
   void stop() noexcept;
-  /// Drops items in flight: stages pass them by without calling plugins, sinks are not finished.
+  /// Drops items in flight: stages pass them by without calling plugins. Sinks are flushed (what they took
+  /// in is written out), not finished: the stream did not end.
   void cancel() noexcept;
 
   /// Also stops (as stop()) once `condition` returns true; the source checks it before each item. For a

@@ -233,7 +233,12 @@ class PipelineState {
   PipelineSummary run() {
     const auto started = SteadyClock::now();
     scheduler_.execute([this] { run_graph(); });
-    if (!cancelled_.load()) finish_sinks();
+    // Cancelled: items in flight are dropped, but what a sink has taken in and counted is written out.
+    if (!cancelled_.load()) {
+      finish_sinks();
+    } else {
+      flush_sinks();
+    }
     PipelineSummary summary;
     summary.elapsed = std::chrono::duration_cast<std::chrono::milliseconds>(SteadyClock::now() - started);
     summary.source_items = next_seq_;
@@ -570,15 +575,21 @@ class PipelineState {
     graph_ = nullptr;
   }
 
-  void finish_sinks() {
+  // The end of a stream that ended normally: each sink's finish (ABI: once, before destroy).
+  void finish_sinks() { end_sinks(&taskhive_stage_kind::finish, "finish"); }
+  // The end of a cancelled run: each sink's flush (ABI: at any time between process calls); the stream did
+  // not end, so finish is not called.
+  void flush_sinks() { end_sinks(&taskhive_stage_kind::flush, "flush"); }
+
+  void end_sinks(int32_t (*taskhive_stage_kind::*call)(void*, taskhive_error*), std::string_view what) {
     for (auto& stage : stages_) {
-      if (!stage->is_sink() || !stage->kind->finish) continue;
+      if (!stage->is_sink() || !(stage->kind->*call)) continue;
       std::lock_guard lock(stage->pool_mutex);
       for (void* instance : stage->all) {
         taskhive_error error{};
-        const int32_t code = stage->kind->finish(instance, &error);
+        const int32_t code = (stage->kind->*call)(instance, &error);
         if (code != TASKHIVE_OK) {
-          const std::string message = "finish failed: " + message_of(error, code);
+          const std::string message = fmt::format("{} failed: {}", what, message_of(error, code));
           note_error(*stage, message);
           std::lock_guard errors(errors_mutex_);
           if (fatal_.empty()) fatal_ = fmt::format("sink \"{}\": {}", *stage->config->name, message);
@@ -634,11 +645,12 @@ std::string format_summary(const PipelineSummary& summary) {
   for (const auto& stage : summary.stages)
     out += fmt::format("{:<{}}  {:<11}  {:>10}  {:>10}  {:>8}  {:>8}  {:>12}\n", stage.name, width,
                        stage.role, stage.in, stage.out, stage.failed, stage.retries, stage.dead_lettered);
-  out += fmt::format("{} source items in {}{}{}\n", summary.source_items, format_duration(summary.elapsed),
-                     summary.cancelled ? ", cancelled"
-                     : summary.stopped ? ", stopped early"
-                                       : "",
-                     summary.ok() ? "" : fmt::format(", {} failed items", summary.failed_items()));
+  out += fmt::format(
+      "{} source items in {}{}{}\n", summary.source_items, format_duration(summary.elapsed),
+      summary.cancelled ? ", cancelled"
+      : summary.stopped ? ", stopped early"
+                        : "",
+      summary.failed_items() == 0 ? "" : fmt::format(", {} failed items", summary.failed_items()));
   if (!summary.fatal_error.empty()) out += "error: " + summary.fatal_error + "\n";
   for (const auto& error : summary.first_errors) out += "  " + error + "\n";
   return out;
