@@ -120,15 +120,11 @@ class Zstd {
   explicit Zstd(const plugin::Params& params)
       : out_dir_(params.get_or("out_dir", "")),
         root_(fs::path(params.get_or("root", "")).lexically_normal()),
-        level_(std::stoi(params.get_or("level", "3"))),
+        level_(static_cast<int>(params.get_int("level", 3, ZSTD_minCLevel(), ZSTD_maxCLevel()))),
         cctx_(ZSTD_createCCtx()),
         in_(ZSTD_CStreamInSize()),
         out_(ZSTD_CStreamOutSize()) {
     if (out_dir_.empty()) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "out_dir is required");
-    if (level_ < ZSTD_minCLevel() || level_ > ZSTD_maxCLevel())
-      throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "level must be between " +
-                                                          std::to_string(ZSTD_minCLevel()) + " and " +
-                                                          std::to_string(ZSTD_maxCLevel()));
     if (!cctx_) throw std::bad_alloc();
   }
 

@@ -28,6 +28,7 @@
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -83,9 +84,8 @@ class Walk {
         include_(split_comma_list(params.get_or("include", ""))),
         exclude_(split_comma_list(params.get_or("exclude", ""))),
         follow_(params.get_or("follow_symlinks", "false") == "true"),
-        max_depth_(std::stoll(params.get_or("max_depth", "-1"))) {
+        max_depth_(params.get_int("max_depth", -1, -1, std::numeric_limits<int>::max())) {
     if (root_.empty()) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "parameter \"root\" is required");
-    if (max_depth_ < -1) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "max_depth must be -1 or more");
   }
 
   ~Walk() {

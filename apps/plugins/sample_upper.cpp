@@ -28,9 +28,8 @@ class Upper {
       {"repeat", TASKHIVE_PARAM_INT, 0, "1", "how many copies of each item to emit"}};
 
   explicit Upper(const plugin::Params& params)
-      : prefix_(to_upper(params.get_or("prefix", ""))), repeat_(std::stoi(params.get_or("repeat", "1"))) {
-    if (repeat_ < 0) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "repeat must be 0 or more");
-  }
+      : prefix_(to_upper(params.get_or("prefix", ""))),
+        repeat_(static_cast<int>(params.get_int("repeat", 1, 0, 1'000'000))) {}
 
   void process(const plugin::Item& in, plugin::Emitter& emit) {
     const std::string out = prefix_ + to_upper(in.text());

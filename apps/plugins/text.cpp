@@ -38,6 +38,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -524,9 +525,8 @@ class WordCount {
       {"path", TASKHIVE_PARAM_STRING, 0, "-", "where to write them; - for stdout"}};
 
   explicit WordCount(const plugin::Params& params)
-      : n_(std::stoll(params.get_or("n", "20"))), out_(params.get_or("path", "-")) {
-    if (n_ < 0) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "n must be 0 or more");
-  }
+      : n_(params.get_int("n", 20, 0, std::numeric_limits<std::int64_t>::max())),
+        out_(params.get_or("path", "-")) {}
 
   // Every whitespace-separated token of the item is a word as it stands: text.words has normalised it.
   void process(const plugin::Item& in) {

@@ -126,18 +126,23 @@ TEST_CASE("exceptions in a plugin cross the boundary as codes and messages", "[p
     void* instance = nullptr;
     taskhive_error error{};
     CHECK(upper.create(params, 1, &instance, &error) == TASKHIVE_ERR_INVALID_PARAM);
-    CHECK(std::string(error.message) == "repeat must be 0 or more");
+    CHECK(std::string(error.message) == "repeat must be an integer from 0 to 1000000 (got -1)");
     CHECK(instance == nullptr);
+    // Past what an int holds: a clear refusal, not std::stoi's out_of_range ("stoi").
+    const taskhive_kv huge[] = {{"repeat", "99999999999"}};
+    taskhive_error overflow{};
+    CHECK(upper.create(huge, 1, &instance, &overflow) == TASKHIVE_ERR_INVALID_PARAM);
+    CHECK(std::string(overflow.message) == "repeat must be an integer from 0 to 1000000 (got 99999999999)");
   }
-  SECTION("a standard exception becomes TASKHIVE_ERR_FAILED with what()") {
+  SECTION("a parameter that is not an integer is refused by name, not with a library's message") {
     const auto& upper = kind_named(*descriptor, "upper");
-    const taskhive_kv params[] = {{"repeat", "many"}};  // std::stoi throws std::invalid_argument
+    const taskhive_kv params[] = {{"repeat", "many"}};  // std::stoi used to throw "stoi" here
     void* instance = nullptr;
     taskhive_error error{};
-    CHECK(upper.create(params, 1, &instance, &error) == TASKHIVE_ERR_FAILED);
-    CHECK(std::string(error.message) == "stoi");
+    CHECK(upper.create(params, 1, &instance, &error) == TASKHIVE_ERR_INVALID_PARAM);
+    CHECK(std::string(error.message) == "repeat must be an integer from 0 to 1000000 (got many)");
   }
-  SECTION("a task runs with its parameters, and reports failure") {
+  SECTION("a task runs with its parameters; a standard exception becomes TASKHIVE_ERR_FAILED with what()") {
     const auto& write = kind_named(*descriptor, "write_upper");
     REQUIRE(write.type == TASKHIVE_KIND_TASK);
     CHECK(write.create == nullptr);

@@ -77,5 +77,12 @@ run --var level=99 >/dev/null
 rc=$?
 set -e
 [ "$rc" -eq 3 ] || { cat "$work/err" >&2; fail "level 99 exited $rc, not 3"; }
-grep -q "level must be between" "$work/err" || fail "no message for level 99: $(cat "$work/err")"
+grep -q "level must be an integer from .* to 22 (got 99)" "$work/err" || fail "no message for level 99: $(cat "$work/err")"
+set +e
+run --var level=99999999999 >/dev/null
+rc=$?
+set -e
+[ "$rc" -eq 3 ] || { cat "$work/err" >&2; fail "level 99999999999 exited $rc, not 3"; }
+grep -q "level must be an integer from .* to 22 (got 99999999999)" "$work/err" ||
+  fail "no message for a level past int: $(cat "$work/err")"
 echo "compress_logs_test: all passed"

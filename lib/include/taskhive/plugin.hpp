@@ -35,6 +35,7 @@
 // what(), anything else TASKHIVE_ERR_FAILED with "unknown exception". Header-only: a plugin needs no taskhive
 // library at link time. Build plugins with -fno-gnu-unique so they can really be unloaded.
 
+#include <charconv>
 #include <cstddef>
 #include <cstdint>
 #include <cstring>
@@ -45,6 +46,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <system_error>
 #include <utility>
 #include <vector>
 
@@ -74,6 +76,23 @@ class KeyValues {
   }
   std::string get_or(std::string_view key, std::string_view fallback) const {
     return std::string(get(key).value_or(fallback));
+  }
+  /// An integer parameter (or `fallback` when absent) within [min, max]; otherwise throws Error with
+  /// TASKHIVE_ERR_INVALID_PARAM naming the key and the range, e.g. "level must be an integer from 1 to 19
+  /// (got 99999999999)". The host checks that an int parameter is an integer, not that it fits.
+  ///   const int level = params.get_int("level", 3, 1, 19);
+  std::int64_t get_int(std::string_view key, std::int64_t fallback, std::int64_t min,
+                       std::int64_t max) const {
+    const auto text = get(key);
+    if (!text) return fallback;
+    std::int64_t value = 0;
+    const auto [end, error] = std::from_chars(text->data(), text->data() + text->size(), value);
+    if (error != std::errc() || end != text->data() + text->size() || value < min || value > max) {
+      throw Error(TASKHIVE_ERR_INVALID_PARAM, std::string(key) + " must be an integer from " +
+                                                  std::to_string(min) + " to " + std::to_string(max) +
+                                                  " (got " + std::string(*text) + ")");
+    }
+    return value;
   }
   std::span<const taskhive_kv> pairs() const noexcept { return pairs_; }
 
