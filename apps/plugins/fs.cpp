@@ -269,6 +269,17 @@ struct Copy {
       throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "from and to are required");
     namespace fs = std::filesystem;
     std::error_code ec;
+    // As cp does: copying a directory into itself would copy the copy as it grows, until the names get too
+    // long, and leave every level behind.
+    if (fs::is_directory(from, ec)) {
+      const auto source = fs::weakly_canonical(from, ec);
+      const auto target = ec ? fs::path() : fs::weakly_canonical(to, ec);
+      const auto inside = target.lexically_relative(source);
+      if (!ec && !inside.empty() && *inside.begin() != "..")
+        throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "cannot copy a directory into itself: " +
+                                                            printable(to) + " is inside " + printable(from));
+    }
+    ec.clear();
     if (const auto parent = fs::path(to).parent_path(); !parent.empty()) fs::create_directories(parent, ec);
     if (ec)
       throw std::runtime_error("cannot make the directory " + printable(fs::path(to).parent_path().string()) +

@@ -217,3 +217,29 @@ TEST_CASE("out.jsonl writes the keys in numbers as JSON numbers only when they a
   }
   for (const auto& line : lines) CHECK(line["other"] == "5");  // not in numbers: a string, as before
 }
+
+TEST_CASE("fs.copy refuses to copy a directory into itself and copies nothing", "[samples][fs]") {
+  // Before, it copied the copy as it grew, until the names were too long, and left 456 levels behind.
+  SampleKind copy("fs", "copy");
+  taskhive::test::TempDir work;
+  fs::create_directories(work / "tree" / "sub");
+  std::ofstream(work / "tree" / "a.txt") << "a\n";
+  for (const std::string& to :
+       {(work / "tree" / "snapshot").string(), (work / "tree" / "sub" / "deeper").string(),
+        (work / "tree").string(), (work / "tree" / "." / "x").string()}) {
+    INFO(to);
+    const std::string from = (work / "tree").string();
+    const taskhive_kv params[] = {{"from", from.c_str()}, {"to", to.c_str()}};
+    taskhive_error error{};
+    CHECK(copy->run(params, 2, &error) == TASKHIVE_ERR_INVALID_PARAM);
+    CHECK(std::string(error.message).starts_with("cannot copy a directory into itself: "));
+  }
+  CHECK_FALSE(fs::exists(work / "tree" / "snapshot"));
+  CHECK_FALSE(fs::exists(work / "tree" / "sub" / "deeper"));
+  // Beside it is fine, even with a name that starts the same.
+  const std::string from = (work / "tree").string(), beside = (work / "tree-copy").string();
+  const taskhive_kv params[] = {{"from", from.c_str()}, {"to", beside.c_str()}};
+  taskhive_error error{};
+  CHECK(copy->run(params, 2, &error) == TASKHIVE_OK);
+  CHECK(fs::exists(work / "tree-copy" / "a.txt"));
+}
