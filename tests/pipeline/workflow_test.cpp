@@ -354,6 +354,56 @@ TEST_CASE("`pipeline:` tasks run through the injected callback", "[workflow][pip
   }
 }
 
+TEST_CASE("tasks ready together beyond the queue's capacity wait for room instead of failing",
+          "[workflow][capacity]") {
+  // One worker, one queue slot, six independent tasks and a task after them: most are refused for want of
+  // room at first, and used to fail with "the scheduler refused it: queue full".
+  Scheduler scheduler({.workers = 1, .queue_capacity = 1});
+  std::atomic<int> ran{0};
+  WorkflowOptions options;
+  options.run_pipeline = [&](const WorkflowTask&, TaskContext&) {
+    ++ran;
+    return PipelineOutcome::success();
+  };
+  WorkflowRunner runner(scheduler,
+                        workflow({task("a"), task("b"), task("c"), task("d"), task("e"), task("f"),
+                                  task("last", {"a", "b", "c", "d", "e", "f"})}),
+                        std::move(options));
+  runner.start();
+  auto result = runner.wait();
+  CHECK(result.success);
+  CHECK(result.count(WorkflowTaskState::succeeded) == 7);
+  CHECK(ran == 7);
+  CHECK(scheduler.metrics().rejected > 0);  // the refusals happened, and were waited out
+}
+
+TEST_CASE("stop() ends the tasks waiting for queue room as cancelled", "[workflow][capacity][cancel]") {
+  Scheduler scheduler({.workers = 1, .queue_capacity = 1});
+  Signal started;
+  WorkflowOptions options;
+  options.run_pipeline = [&](const WorkflowTask& t, TaskContext& ctx) {
+    if (*t.name != "long") return PipelineOutcome::success();
+    started.notify();
+    while (!ctx.cancellation_requested()) std::this_thread::yield();
+    return PipelineOutcome::stopped();
+  };
+  auto long_task = task("long");
+  long_task.priority.value = 10;  // first on the single worker
+  WorkflowRunner runner(scheduler,
+                        workflow({long_task, task("b"), task("c"), task("d"), task("after", {"b"})}),
+                        std::move(options));
+  runner.start();  // at most one of b, c, d has the queue slot; the others are refused and wait
+  REQUIRE(started.wait_for_count(1));
+  runner.stop();
+  auto result = runner.wait();
+  CHECK_FALSE(result.success);
+  CHECK(result.count(WorkflowTaskState::cancelled) == 5);
+  for (const char* name : {"b", "c", "d", "after"}) {
+    INFO(name);
+    CHECK(result.find(name)->error.starts_with("cancelled before it started"));
+  }
+}
+
 TEST_CASE("a pipeline stopped early by the workflow's stop() ends its task cancelled, not succeeded",
           "[workflow][cancel]") {
   Scheduler scheduler({.workers = 1});

@@ -152,6 +152,8 @@ class WorkflowRunner {
   /// through the scheduler (a running one sees ctx.cancellation_requested()). Idempotent.
   void stop();
   /// Blocks until every task has ended and returns the result (start() first, if it was not called).
+  /// Tasks the scheduler refused for want of queue room are submitted again as the workflow's tasks end;
+  /// when none is left to end, the thread in wait() submits them, waiting for room.
   WorkflowResult wait();
   /// start() and wait().
   WorkflowResult run();

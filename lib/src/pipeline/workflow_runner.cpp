@@ -94,6 +94,7 @@ struct WorkflowNode {
   // Guarded by WorkflowState::mutex_.
   TaskHandle handle{};
   WorkflowTaskResult result{};
+  bool parked = false;  // refused for want of queue room; in WorkflowState::parked_, to be submitted again
 };
 
 class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
@@ -151,6 +152,7 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
 
   void stop() {
     std::vector<TaskHandle> running;
+    std::vector<std::size_t> parked;
     {
       std::lock_guard lock(mutex_);
       if (stopped_) return;
@@ -158,14 +160,33 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
       for (auto& node : nodes_) {
         if (node.handle.valid() && !is_ended(node.result.state)) running.push_back(node.handle);
       }
+      parked.swap(parked_);
+      for (auto i : parked) {
+        nodes_[i].parked = false;
+        nodes_[i].result.state = WorkflowTaskState::cancelled;
+        nodes_[i].result.error = "cancelled before it started: the workflow was stopped";
+      }
     }
     // Outside the lock: cancelling a queued task ends it here, and its on_final takes the lock.
     for (auto& handle : running) handle.cancel();
+    for (auto i : parked) {
+      std::vector<std::size_t> ready;
+      finish_node(i, nodes_[i].result, ready);
+      settle(std::move(ready));
+    }
   }
 
   WorkflowResult wait() {
     std::unique_lock lock(mutex_);
-    cv_.wait(lock, [&] { return ended_ == nodes_.size(); });
+    for (;;) {
+      // Tasks refused for want of queue room while nothing else of the workflow runs would wait for ever:
+      // this thread, which is no worker, submits them and waits for room.
+      cv_.wait(lock, [&] { return ended_ == nodes_.size() || (!parked_.empty() && !stopped_); });
+      if (ended_ == nodes_.size()) break;
+      lock.unlock();
+      resubmit_parked(/*blocking=*/true);
+      lock.lock();
+    }
     WorkflowResult result;
     result.success = true;
     for (const auto& node : nodes_) {
@@ -279,7 +300,20 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
     return std::nullopt;
   }
 
-  void submit(std::size_t i) {
+  // Submits the tasks refused for want of queue room again, in the order they were refused; `blocking`
+  // waits for room (only off the workers), otherwise a task refused again is parked again.
+  void resubmit_parked(bool blocking) {
+    std::vector<std::size_t> again;
+    {
+      std::lock_guard lock(mutex_);
+      if (stopped_) return;  // stop() ends the parked tasks
+      again.swap(parked_);
+      for (auto i : again) nodes_[i].parked = false;
+    }
+    for (auto i : again) submit(i, blocking);
+  }
+
+  void submit(std::size_t i, bool blocking = false) {
     const WorkflowTask& task = *nodes_[i].task;
     TaskOptions options;
     options.name = *task.name;
@@ -292,14 +326,17 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
       self->on_final(i, handle);
     };
     // try_submit: this runs in a finishing task's on_final, often on a worker; waiting there for queue room
-    // could deadlock a scheduler whose workers all wait. A refusal fails the task (with the reason).
-    auto handle = scheduler_.try_submit(
-        [self = shared_from_this(), i](TaskContext& ctx) { self->execute(i, ctx); }, std::move(options));
+    // could deadlock a scheduler whose workers all wait. A refusal for want of room parks the task (see
+    // on_final); any other refusal fails it, with the reason.
+    auto run = [self = shared_from_this(), i](TaskContext& ctx) { self->execute(i, ctx); };
+    auto handle = blocking ? scheduler_.submit(std::move(run), std::move(options))
+                           : scheduler_.try_submit(std::move(run), std::move(options));
     bool cancel = false;
     {
       std::lock_guard lock(mutex_);
-      if (!nodes_[i].handle.valid()) nodes_[i].handle = handle;  // on_final may have stored it first
-      cancel = stopped_ && !is_ended(nodes_[i].result.state);    // stop() ran before the handle was here
+      // on_final may have stored it first, or parked the task.
+      if (!nodes_[i].handle.valid() && !nodes_[i].parked) nodes_[i].handle = handle;
+      cancel = stopped_ && !is_ended(nodes_[i].result.state);  // stop() ran before the handle was here
     }
     if (cancel) handle.cancel();
   }
@@ -332,6 +369,18 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
 
   void on_final(std::size_t i, const TaskHandle& handle) {
     WorkflowNode& node = nodes_[i];
+    // Refused for want of queue room (the scheduler's "queue full: ..." refusal): not the task's end. It
+    // waits to be submitted again when one of the workflow's tasks ends, or by the thread in wait().
+    if (handle.state() == TaskState::rejected && handle.error().starts_with("queue full")) {
+      std::lock_guard lock(mutex_);
+      if (!stopped_) {
+        node.parked = true;
+        node.handle = TaskHandle();
+        parked_.push_back(i);
+        cv_.notify_all();
+        return;
+      }
+    }
     WorkflowTaskResult ended;
     {
       std::lock_guard lock(mutex_);
@@ -354,6 +403,7 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
     std::vector<std::size_t> ready;
     finish_node(i, ended, ready);
     settle(std::move(ready));
+    resubmit_parked(/*blocking=*/false);  // a task of the workflow ended: the queue may have room again
   }
 
   // Reports an ended task, counts it, and collects the dependents it was the last dependency of.
@@ -387,6 +437,7 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
   bool started_ = false;
   bool stopped_ = false;
   std::size_t ended_ = 0;
+  std::vector<std::size_t> parked_;  // refused for want of queue room, in that order (see on_final)
   Clock::time_point started_at_{};
   Clock::time_point finished_at_{};
 };
