@@ -271,7 +271,7 @@ struct Copy {
     std::error_code ec;
     // As cp does: copying a directory into itself would copy the copy as it grows, until the names get too
     // long, and leave every level behind.
-    if (fs::is_directory(from, ec)) {
+    if (fs::symlink_status(from, ec).type() == fs::file_type::directory) {  // a link is copied as a link
       const auto source = fs::weakly_canonical(from, ec);
       const auto target = ec ? fs::path() : fs::weakly_canonical(to, ec);
       const auto inside = target.lexically_relative(source);
