@@ -94,7 +94,6 @@ struct WorkflowNode {
   // Guarded by WorkflowState::mutex_.
   TaskHandle handle{};
   WorkflowTaskResult result{};
-  bool parked = false;  // refused for want of queue room; in WorkflowState::parked_, to be submitted again
 };
 
 class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
@@ -162,7 +161,6 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
       }
       parked.swap(parked_);
       for (auto i : parked) {
-        nodes_[i].parked = false;
         nodes_[i].result.state = WorkflowTaskState::cancelled;
         nodes_[i].result.error = "cancelled before it started: the workflow was stopped";
       }
@@ -308,7 +306,6 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
       std::lock_guard lock(mutex_);
       if (stopped_) return;  // stop() ends the parked tasks
       again.swap(parked_);
-      for (auto i : again) nodes_[i].parked = false;
     }
     for (auto i : again) submit(i, blocking);
   }
@@ -331,12 +328,14 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
     auto run = [self = shared_from_this(), i](TaskContext& ctx) { self->execute(i, ctx); };
     auto handle = blocking ? scheduler_.submit(std::move(run), std::move(options))
                            : scheduler_.try_submit(std::move(run), std::move(options));
+    // A refused task was dealt with by on_final, inside the call: ended, or parked (and perhaps already taken
+    // out and submitted again by another thread, whose handle must not be shadowed by this stale one).
+    if (handle.state() == TaskState::rejected) return;
     bool cancel = false;
     {
       std::lock_guard lock(mutex_);
-      // on_final may have stored it first, or parked the task.
-      if (!nodes_[i].handle.valid() && !nodes_[i].parked) nodes_[i].handle = handle;
-      cancel = stopped_ && !is_ended(nodes_[i].result.state);  // stop() ran before the handle was here
+      if (!nodes_[i].handle.valid()) nodes_[i].handle = handle;  // on_final may have stored it first
+      cancel = stopped_ && !is_ended(nodes_[i].result.state);    // stop() ran before the handle was here
     }
     if (cancel) handle.cancel();
   }
@@ -371,10 +370,11 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
     WorkflowNode& node = nodes_[i];
     // Refused for want of queue room (the scheduler's "queue full: ..." refusal): not the task's end. It
     // waits to be submitted again when one of the workflow's tasks ends, or by the thread in wait().
-    if (handle.state() == TaskState::rejected && handle.error().starts_with("queue full")) {
+    const bool refused_for_room =
+        handle.state() == TaskState::rejected && handle.error().starts_with("queue full");
+    if (refused_for_room) {
       std::lock_guard lock(mutex_);
       if (!stopped_) {
-        node.parked = true;
         node.handle = TaskHandle();
         parked_.push_back(i);
         cv_.notify_all();
@@ -389,6 +389,10 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
       result.state = from_task_state(state);
       result.error = handle.error();
       if (state == TaskState::rejected) result.error = "the scheduler refused it: " + result.error;
+      if (refused_for_room) {  // and the workflow stopped meanwhile: it would have waited, not failed
+        result.state = WorkflowTaskState::cancelled;
+        result.error = "cancelled before it started: the workflow was stopped";
+      }
       result.attempts = handle.attempts();
       if (const auto first = node.first_start_ns.load(std::memory_order_acquire); first != 0) {
         result.started_at = from_ns(first);
