@@ -196,30 +196,39 @@ struct stat flip_last_byte(const fs::path& plugin) {
   return st;
 }
 
+// One sample_upper.so in a plugin directory, and a probe cache for it in a directory of its own.
+struct CachedSample {
+  TempDir dir, cache_dir;
+  fs::path plugin = install(TASKHIVE_SAMPLE_PLUGIN_DIR "/sample_upper.so", dir / "sample_upper.so");
+  fs::path cache = cache_dir / "probe-cache.json";
+
+  taskhive::PluginRegistry scan(std::optional<fs::path> probe = std::nullopt) const {
+    return ::scan(dir.path(), cache, std::move(probe));
+  }
+};
+
 }  // namespace
 
 TEST_CASE("a plugin rewritten in place with its size and mtime restored is probed again",
           "[plugins][cache]") {
   // Only the ctime tells: without it in the key, the cache kept answering with the old bytes' record, and
   // every load() refused the plugin until something else about the file changed.
-  TempDir dir, cache_dir;
-  const fs::path plugin = install(TASKHIVE_SAMPLE_PLUGIN_DIR "/sample_upper.so", dir / "sample_upper.so");
-  const fs::path cache = cache_dir / "probe-cache.json";
-  const auto before = scan(dir.path(), cache);
+  const CachedSample sample;
+  const auto before = sample.scan();
   const auto old_sha = before.records().at(0).sha256;
 
-  const struct stat st = flip_last_byte(plugin);
+  const struct stat st = flip_last_byte(sample.plugin);
   const struct timespec times[2] = {st.st_atim, st.st_mtim};
-  REQUIRE(utimensat(AT_FDCWD, plugin.c_str(), times, 0) == 0);
+  REQUIRE(utimensat(AT_FDCWD, sample.plugin.c_str(), times, 0) == 0);
   struct stat now {};
-  REQUIRE(stat(plugin.c_str(), &now) == 0);
+  REQUIRE(stat(sample.plugin.c_str(), &now) == 0);
   REQUIRE(now.st_size == st.st_size);
   REQUIRE(now.st_mtim.tv_nsec == st.st_mtim.tv_nsec);
   REQUIRE(now.st_mtim.tv_sec == st.st_mtim.tv_sec);
 
   // Not a hit: without a probe it would be refused; with one, it is hashed and probed again.
-  CHECK(scan(dir.path(), cache, no_probe).records().at(0).status == PluginStatus::refused);
-  auto registry = scan(dir.path(), cache);
+  CHECK(sample.scan(no_probe).records().at(0).status == PluginStatus::refused);
+  auto registry = sample.scan();
   REQUIRE(registry.find("sample_upper") != nullptr);
   CHECK(registry.records().at(0).sha256 != old_sha);
   CHECK(registry.load("sample_upper"));
@@ -227,37 +236,33 @@ TEST_CASE("a plugin rewritten in place with its size and mtime restored is probe
 
 TEST_CASE("a chmod is not a change: the cache answers after one hash, and then after a stat alone",
           "[plugins][cache]") {
-  TempDir dir, cache_dir;
-  const fs::path plugin = install(TASKHIVE_SAMPLE_PLUGIN_DIR "/sample_upper.so", dir / "sample_upper.so");
-  const fs::path cache = cache_dir / "probe-cache.json";
-  const auto before = scan(dir.path(), cache);
-  const auto key_before = nlohmann::json::parse(read_all(cache)).at("entries").at(0).at("ctime_ns");
-  fs::permissions(plugin, fs::perms(0750));
+  const CachedSample sample;
+  const auto before = sample.scan();
+  const auto key_before = nlohmann::json::parse(read_all(sample.cache)).at("entries").at(0).at("ctime_ns");
+  fs::permissions(sample.plugin, fs::perms(0750));
 
   // Without a probe, a miss would be refused: the same bytes are a hit, and the entry takes the new key.
-  const auto after = scan(dir.path(), cache, no_probe);
+  const auto after = sample.scan(no_probe);
   same_outcome(before, after);
-  const auto key_after = nlohmann::json::parse(read_all(cache)).at("entries").at(0).at("ctime_ns");
+  const auto key_after = nlohmann::json::parse(read_all(sample.cache)).at("entries").at(0).at("ctime_ns");
   CHECK(key_after != key_before);
-  same_outcome(before, scan(dir.path(), cache, no_probe));
+  same_outcome(before, sample.scan(no_probe));
 }
 
 TEST_CASE("load() refuses a plugin whose bytes changed after the scan that checked them",
           "[plugins][cache]") {
-  TempDir dir, cache_dir;
-  const fs::path plugin = install(TASKHIVE_SAMPLE_PLUGIN_DIR "/sample_upper.so", dir / "sample_upper.so");
-  const fs::path cache = cache_dir / "probe-cache.json";
-  (void)scan(dir.path(), cache);
-  auto registry = scan(dir.path(), cache, no_probe);
+  const CachedSample sample;
+  (void)sample.scan();
+  auto registry = sample.scan(no_probe);
   REQUIRE(registry.find("sample_upper") != nullptr);  // a cache hit: not hashed at scan time
 
-  (void)flip_last_byte(plugin);
+  (void)flip_last_byte(sample.plugin);
   auto loaded = registry.load("sample_upper");
   REQUIRE_FALSE(loaded);
   CHECK(loaded.error().find("its contents changed since it was checked") != std::string::npos);
   CHECK(registry.records().at(0).status == PluginStatus::refused);
   // The next scan sees the change: the plugin is available again, with the new bytes' hash.
-  auto rescanned = scan(dir.path(), cache);
+  auto rescanned = sample.scan();
   CHECK(rescanned.records().at(0).sha256 != registry.records().at(0).sha256);
   CHECK(rescanned.load("sample_upper"));
 }

@@ -187,6 +187,12 @@ bool ended(long pid) {
   return close != std::string::npos && line.size() > close + 2 && line[close + 2] == 'Z';
 }
 
+// a_good.so, which probes fine, and ctor_segv.so, which crashes the probe's child in its constructor.
+void install_good_and_segv(const TempDir& dir) {
+  install(corpus_dir / "good.so", dir / "a_good.so");
+  install(crash_dir / "ctor_segv.so", dir / "ctor_segv.so");
+}
+
 }  // namespace
 
 TEST_CASE("a host that ignores SIGCHLD gets a crashing plugin refused as died and the good one available",
@@ -194,8 +200,7 @@ TEST_CASE("a host that ignores SIGCHLD gets a crashing plugin refused as died an
   // With SIGCHLD ignored the kernel reaps the probe's child itself, so there is no wait status to read: the
   // reason used to say "exited during probe with status 0".
   TempDir dir;
-  install(corpus_dir / "good.so", dir / "a_good.so");
-  install(crash_dir / "ctor_segv.so", dir / "ctor_segv.so");
+  install_good_and_segv(dir);
   struct Disposition {
     struct sigaction old {};
     Disposition() {
@@ -231,8 +236,7 @@ TEST_CASE("a crash is reported with its signal even when the host reaps the prob
   // A host that reaps every child (a waitpid(-1) loop) can take the child between the probe's look at how
   // it ended and its own reaping wait; what the look read is reported, not "how is not known".
   TempDir dir;
-  install(corpus_dir / "good.so", dir / "a_good.so");
-  install(crash_dir / "ctor_segv.so", dir / "ctor_segv.so");
+  install_good_and_segv(dir);
   taskhive::detail::seams::probe_between_waits = &reap_it_first;
   const auto registry = probe({dir.path()});
   taskhive::detail::seams::probe_between_waits = nullptr;
