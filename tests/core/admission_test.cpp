@@ -12,6 +12,7 @@ using namespace std::chrono_literals;
 using taskhive::AdmissionPolicy;
 using taskhive::AdmissionStats;
 using taskhive::ManualClock;
+using taskhive::RejectReason;
 using taskhive::Scheduler;
 using taskhive::TaskState;
 using taskhive::test::Gate;
@@ -73,6 +74,7 @@ TEST_CASE("an admission policy's refusal rejects the task with the policy's reas
   auto refused = scheduler.try_submit([] {}, {.load = 3});
   CHECK(refused.state() == TaskState::rejected);
   CHECK(refused.error() == "overloaded: test policy is full");
+  CHECK(refused.reject_reason() == RejectReason::overloaded);
   CHECK(scheduler.try_submit([] {}, {.load = 2}).wait() == TaskState::succeeded);
   REQUIRE(scheduler.metrics().admission);
   CHECK(scheduler.metrics().admission->limit == 10);
@@ -99,6 +101,7 @@ TEST_CASE("a task's load is released at its final state however it ends", "[admi
   auto queue_full = scheduler.try_submit([] {}, {.load = 17});  // admitted, then refused a queue slot
   CHECK(queue_full.state() == TaskState::rejected);
   CHECK(queue_full.error().find("queue full") == 0);
+  CHECK(queue_full.reject_reason() == RejectReason::queue_full);
   CHECK(policy->load() == 5 + 7 + 11 + 13);
 
   cancelled.cancel();

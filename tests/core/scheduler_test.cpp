@@ -21,6 +21,7 @@
 using namespace std::chrono_literals;
 using taskhive::ManualClock;
 using taskhive::QueueOrder;
+using taskhive::RejectReason;
 using taskhive::Scheduler;
 using taskhive::TaskContext;
 using taskhive::TaskHandle;
@@ -337,6 +338,7 @@ TEST_CASE("a task that exhausts its retries fails with its last error", "[schedu
   CHECK(doomed.wait() == TaskState::failed);
   CHECK(doomed.attempts() == 3);
   CHECK(doomed.error() == "attempt 3");
+  CHECK(doomed.reject_reason() == RejectReason::none);  // failed, not rejected
   const auto m = scheduler.metrics();
   CHECK(m.retried == 2);
   CHECK(m.failed == 1);
@@ -351,6 +353,7 @@ TEST_CASE("a full queue rejects try_submit with the reason", "[scheduler][capaci
   auto refused = scheduler.try_submit([] {}, {.name = "one too many"});
   CHECK(refused.state() == TaskState::rejected);
   CHECK(refused.error() == "queue full: 3 of 3 slots in use; retry later, or raise queue_capacity");
+  CHECK(refused.reject_reason() == RejectReason::queue_full);
   CHECK(scheduler.metrics().rejected == 1);
   CHECK(scheduler.metrics().queued == 3);
   gate.open();
@@ -458,6 +461,7 @@ TEST_CASE("submit_for waits for room up to its timeout", "[scheduler][capacity]"
     advancer.join();
     CHECK(late.state() == TaskState::rejected);
     CHECK(late.error().find("queue full") == 0);
+    CHECK(late.reject_reason() == RejectReason::queue_full);
     gate.open();
   }
   SECTION("gets in when a slot frees up") {

@@ -10,6 +10,7 @@
 #include "test_seams.hpp"
 
 using namespace std::chrono_literals;
+using taskhive::RejectReason;
 using taskhive::Scheduler;
 using taskhive::ShutdownMode;
 using taskhive::TaskContext;
@@ -72,6 +73,8 @@ TEST_CASE("after shutdown, submissions are rejected with the reason", "[shutdown
   auto late = scheduler.submit([] {});
   CHECK(late.state() == TaskState::rejected);
   CHECK(late.error() == "scheduler 'jobs' is shutting down and accepts no new tasks");
+  CHECK(late.reject_reason() == RejectReason::shutting_down);
+  CHECK(to_string(late.reject_reason()) == "shutting_down");
   CHECK(scheduler.try_submit([] {}).state() == TaskState::rejected);
   CHECK(scheduler.metrics().rejected == 2);
   CHECK(scheduler.metrics().submitted == 0);

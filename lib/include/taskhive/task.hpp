@@ -33,11 +33,28 @@ enum class TaskState : std::uint8_t {
   failed,      ///< the callable threw on its last allowed attempt
   cancelled,   ///< cancelled before it ran, or threw after cancellation was requested
   timed_out,   ///< its deadline passed while queued, or it threw after its deadline passed
-  rejected,    ///< never accepted: the queue was full or the scheduler was shutting down
+  rejected,    ///< never accepted: TaskHandle::reject_reason() says why
 };
 
 /// "queued", "running", ... as written in logs and metrics.
 std::string_view to_string(TaskState state) noexcept;
+
+/// Why a task was rejected: what a caller decides on, where TaskHandle::error() is written for a person.
+///
+/// @code
+///   auto task = scheduler.try_submit(work);
+///   if (task.reject_reason() == taskhive::RejectReason::queue_full) backlog.push(work);  // room comes back
+///   else if (task.reject_reason() == taskhive::RejectReason::overloaded) return http_503();  // shed load
+/// @endcode
+enum class RejectReason : std::uint8_t {
+  none,           ///< not rejected (accepted, or not final yet)
+  queue_full,     ///< every queue slot was taken (try_submit), or none freed up in time (submit_for)
+  overloaded,     ///< the scheduler's admission policy refused it, or failed while deciding
+  shutting_down,  ///< shutdown() had begun: the scheduler accepts no new tasks
+};
+
+/// "none", "queue_full", "overloaded", "shutting_down".
+std::string_view to_string(RejectReason reason) noexcept;
 
 /// True for succeeded, failed, cancelled, timed_out and rejected.
 constexpr bool is_final(TaskState state) noexcept {
@@ -144,6 +161,8 @@ class TaskHandle {
   /// Why the task did not succeed, written for a person ("" while it has not failed). For failed tasks the
   /// exception's what(); for rejections the reason, e.g. "queue full: 1000 of 1000 slots in use".
   std::string error() const;
+  /// For a rejected task, why, as a value to branch on; RejectReason::none for every other task.
+  RejectReason reject_reason() const;
   /// The exception thrown by the last failed attempt, or nullptr.
   std::exception_ptr exception() const;
 

@@ -172,7 +172,7 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function&& fn, TaskOptions&& option
   // flow_.in_flight to reach 0, so either it sees this task or this task sees it shutting down.
   flow_.in_flight.add(1);
   if (!accepting_.load(std::memory_order_seq_cst)) {
-    return reject(std::move(record),
+    return reject(std::move(record), RejectReason::shutting_down,
                   fmt::format("scheduler '{}' is shutting down and accepts no new tasks", options_.name));
   }
   const auto& admission = options_.admission;
@@ -183,7 +183,7 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function&& fn, TaskOptions&& option
     } catch (...) {
       refusal = "the admission policy failed: " + describe(std::current_exception());
     }
-    if (refusal) return reject(std::move(record), std::move(*refusal));
+    if (refusal) return reject(std::move(record), RejectReason::overloaded, std::move(*refusal));
     record->admitted = true;
   }
   if (!reserve_slot(wait, until)) {
@@ -192,10 +192,10 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function&& fn, TaskOptions&& option
       record->admitted = false;
     }
     if (!accepting_.load(std::memory_order_seq_cst)) {
-      return reject(std::move(record),
+      return reject(std::move(record), RejectReason::shutting_down,
                     fmt::format("scheduler '{}' is shutting down and accepts no new tasks", options_.name));
     }
-    return reject(std::move(record),
+    return reject(std::move(record), RejectReason::queue_full,
                   fmt::format("queue full: {} of {} slots in use; retry later, or raise queue_capacity",
                               flow_.queued.get(), options_.queue_capacity));
   }
@@ -238,8 +238,8 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function&& fn, TaskOptions&& option
   return handle;
 }
 
-TaskHandle SchedulerCore::reject(std::shared_ptr<TaskRecord> record, std::string reason) {
-  record->failure = std::make_unique<Failure>(Failure{std::move(reason), nullptr});
+TaskHandle SchedulerCore::reject(std::shared_ptr<TaskRecord> record, RejectReason why, std::string reason) {
+  record->failure = std::make_unique<Failure>(Failure{std::move(reason), nullptr, why});
   record->fn = nullptr;
   record->finished_ns.store(now_ns(), std::memory_order_relaxed);
   counters_.add(Event::rejected);

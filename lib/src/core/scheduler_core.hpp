@@ -108,7 +108,7 @@ class SchedulerCore {
   /// worker's, or null off the workers.
   void finish(TaskRecord& record, TaskState final_state, std::exception_ptr error = nullptr,
               std::string message = {}, std::int64_t now = 0, WorkerTally* tally = nullptr) noexcept;
-  TaskHandle reject(std::shared_ptr<TaskRecord> record, std::string reason);
+  TaskHandle reject(std::shared_ptr<TaskRecord> record, RejectReason why, std::string reason);
   // Calls TaskOptions::on_final once the record is final, before the in-flight count lets go of the task.
   void notify_final(TaskRecord& record) noexcept;
 

@@ -55,6 +55,20 @@ std::string_view to_string(TaskState state) noexcept {
   return "unknown";
 }
 
+std::string_view to_string(RejectReason reason) noexcept {
+  switch (reason) {
+    case RejectReason::none:
+      return "none";
+    case RejectReason::queue_full:
+      return "queue_full";
+    case RejectReason::overloaded:
+      return "overloaded";
+    case RejectReason::shutting_down:
+      return "shutting_down";
+  }
+  return "unknown";
+}
+
 // --- TaskContext
 // ---------------------------------------------------------------------------------------------
 
@@ -123,6 +137,12 @@ std::string TaskHandle::error() const {
   const auto& r = record();
   if (!is_final(r.state.load(std::memory_order_acquire)) || !r.failure) return {};
   return r.failure->message;
+}
+
+RejectReason TaskHandle::reject_reason() const {
+  const auto& r = record();
+  if (r.state.load(std::memory_order_acquire) != TaskState::rejected || !r.failure) return RejectReason::none;
+  return r.failure->reject_reason;
 }
 
 std::exception_ptr TaskHandle::exception() const {

@@ -32,6 +32,7 @@ enum class StopReason : std::uint8_t { none, cancelled, timed_out };
 struct Failure {
   std::string message;
   std::exception_ptr exception;
+  RejectReason reject_reason = RejectReason::none;  // set for rejected tasks only
 };
 
 /// What few tasks have: a retry policy, a group, an on_final callback, a deadline. Kept out of line and

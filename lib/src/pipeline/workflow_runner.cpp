@@ -368,10 +368,9 @@ class WorkflowState : public std::enable_shared_from_this<WorkflowState> {
 
   void on_final(std::size_t i, const TaskHandle& handle) {
     WorkflowNode& node = nodes_[i];
-    // Refused for want of queue room (the scheduler's "queue full: ..." refusal): not the task's end. It
-    // waits to be submitted again when one of the workflow's tasks ends, or by the thread in wait().
-    const bool refused_for_room =
-        handle.state() == TaskState::rejected && handle.error().starts_with("queue full");
+    // Refused for want of queue room: not the task's end. It waits to be submitted again when one of the
+    // workflow's tasks ends, or by the thread in wait().
+    const bool refused_for_room = handle.reject_reason() == RejectReason::queue_full;
     if (refused_for_room) {
       std::lock_guard lock(mutex_);
       if (!stopped_) {
