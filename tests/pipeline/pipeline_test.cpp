@@ -323,6 +323,29 @@ pipeline:
   }
 }
 
+TEST_CASE("a source stopped early counts out only the items it passed on", "[pipeline]") {
+  Fixture fixture;
+  taskhive::Scheduler scheduler({.workers = 2});
+  // The first call emits ten items; the run is stopped after two have gone on, eight still buffered.
+  const auto config = fixture.config(R"(
+pipeline:
+  source: {name: numbers, uses: pipetest.count, params: {n: 100, per_call: 10}}
+  sink: {name: out, uses: pipetest.collect, params: {path: "${out}/early.txt"}}
+)");
+  auto pipeline = taskhive::PipelineRun::create(*config.pipeline, fixture.catalog(), scheduler);
+  REQUIRE(pipeline);
+  int polls = 0;
+  // Polled before each step of the source node: the call that buffers ten items, item 0, item 1, stop.
+  (*pipeline)->stop_when([&] { return ++polls > 3; });
+  const auto summary = (*pipeline)->run();
+  CHECK(summary.stopped);
+  CHECK(stats(summary, "numbers").in == 1);
+  CHECK(stats(summary, "numbers").out == 2);
+  CHECK(summary.source_items == 2);
+  CHECK(stats(summary, "out").in == 2);
+  CHECK(lines(fixture.out("early.txt")) == std::vector<std::string>{"0", "1"});
+}
+
 TEST_CASE("cancel() drops what is in flight but what a sink took in is flushed out", "[pipeline]") {
   Fixture fixture;
   taskhive::Scheduler scheduler({.workers = 2});

@@ -1,7 +1,7 @@
 // "pipetest": a plugin whose kinds the pipeline tests steer through their params.
-//   source "count":     emits "0", "1", ... "n-1", one per call (n: param, default 10); `error_at` makes the
-//                       call for that number fail instead (the source goes on afterwards); `started_file`
-//                       is created at the first call
+//   source "count":     emits "0", "1", ... "n-1" (n: param, default 10), `per_call` per call (default 1);
+//                       `error_at` makes the call for that number fail instead (the source goes on
+//                       afterwards); `started_file` is created at the first call
 //   transform "tag":    emits "<prefix><item>"; `fail_on`: an item with that text fails; `fail_times`: each
 //                       item fails that many times before it succeeds (counted per item text, process-wide,
 //                       under a mutex); `split`: emits the item this many times; `slow_below`: items whose
@@ -33,22 +33,26 @@ class Count {
   static constexpr taskhive_param_decl parameters[] = {
       {"n", TASKHIVE_PARAM_INT, 0, "10", "how many items"},
       {"error_at", TASKHIVE_PARAM_INT, 0, "-1", "the number whose call fails"},
-      {"started_file", TASKHIVE_PARAM_STRING, 0, "", "a file created at the first call"}};
+      {"started_file", TASKHIVE_PARAM_STRING, 0, "", "a file created at the first call"},
+      {"per_call", TASKHIVE_PARAM_INT, 0, "1", "items emitted by each call"}};
   explicit Count(const plugin::Params& params)
       : n_(std::stoll(params.get_or("n", "10"))),
         error_at_(std::stoll(params.get_or("error_at", "-1"))),
+        per_call_(params.get_int("per_call", 1, 1, 1'000'000)),
         started_file_(params.get_or("started_file", "")) {}
   bool process(plugin::Emitter& emit) {
     if (next_ == 0 && !started_file_.empty()) std::ofstream{started_file_};
     if (next_ >= n_) return false;
-    const long long number = next_++;
-    if (number == error_at_) throw std::runtime_error("cannot read item " + std::to_string(number));
-    emit(std::to_string(number), {{"number", std::to_string(number).c_str()}});
+    for (long long i = 0; i < per_call_ && next_ < n_; ++i) {
+      const long long number = next_++;
+      if (number == error_at_) throw std::runtime_error("cannot read item " + std::to_string(number));
+      emit(std::to_string(number), {{"number", std::to_string(number).c_str()}});
+    }
     return true;
   }
 
  private:
-  long long n_, error_at_, next_ = 0;
+  long long n_, error_at_, per_call_, next_ = 0;
   std::string started_file_;
 };
 

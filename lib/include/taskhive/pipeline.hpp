@@ -49,7 +49,7 @@ struct StageStats {
   std::string name;
   std::string role;          ///< "source", "stage", "sink", "dead letter"
   std::uint64_t in = 0;      ///< items that entered it (a source: calls that produced items or failed)
-  std::uint64_t out = 0;     ///< items it emitted (a sink: items it consumed successfully)
+  std::uint64_t out = 0;     ///< items it emitted (a source: passed on; a sink: consumed successfully)
   std::uint64_t failed = 0;  ///< items whose final attempt failed (whatever on_error then did)
   std::uint64_t retries = 0;
   std::uint64_t dead_lettered = 0;  ///< failed items sent to a dead-letter sink

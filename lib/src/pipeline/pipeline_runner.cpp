@@ -481,6 +481,8 @@ class PipelineState {
         batch->seq = next_seq_++;
         batch->items.push_back(std::move(buffered_.front()));
         buffered_.pop_front();
+        // Counted as it goes on, not as the source emits it: a run stopped early leaves some unsent.
+        source.out.fetch_add(1, std::memory_order_relaxed);
         return batch;
       }
       int32_t code = TASKHIVE_OK;
@@ -488,7 +490,6 @@ class PipelineState {
       auto error = call(source, nullptr, emitted, code);
       // As StageStats::in says: the end-of-stream call that only says so is not counted.
       if (!emitted.empty() || error) source.in.fetch_add(1, std::memory_order_relaxed);
-      source.out.fetch_add(emitted.size(), std::memory_order_relaxed);
       for (auto& item : emitted) buffered_.push_back(std::move(item));
       if (error) item_failed(source, Item{}, *error);
       if (code == TASKHIVE_END) source_done_ = true;
