@@ -45,6 +45,20 @@ TEST_CASE("a timer on a manual clock fires exactly when time reaches the due tim
   CHECK(timer.pending() == 0);
 }
 
+TEST_CASE("a delay of nanoseconds::max() means never, not a due time wrapped into the past", "[timer]") {
+  auto clock = std::make_shared<ManualClock>();
+  Timer timer(clock);
+  std::atomic<bool> never_fired{false};
+  Signal sentinel;
+  timer.schedule_after(std::chrono::nanoseconds::max(), [&] { never_fired = true; });
+  timer.schedule_after(1h, [&] { sentinel.notify(); });
+  clock->advance(1h);
+  // Callbacks run in due order: one due in the past would have run before the sentinel.
+  REQUIRE(sentinel.wait_for_count(1));
+  CHECK_FALSE(never_fired.load());
+  CHECK(timer.pending() == 1);
+}
+
 TEST_CASE("a timer runs callbacks in due order, ties in scheduling order", "[timer]") {
   auto clock = std::make_shared<ManualClock>();
   Timer timer(clock);

@@ -12,6 +12,7 @@
 
 #include "taskhive/logging.hpp"
 #include "thread_name.hpp"
+#include "time_math.hpp"
 
 namespace taskhive {
 namespace detail {
@@ -99,7 +100,8 @@ TimerId Timer::schedule_at(Clock::time_point due, std::function<void()> callback
 }
 
 TimerId Timer::schedule_after(Clock::duration delay, std::function<void()> callback) {
-  return schedule_at(state_->clock->now() + delay, std::move(callback));
+  // Saturating: a retry's backoff may be nanoseconds::max() ("never"), which must not wrap into the past.
+  return schedule_at(detail::saturating_add(state_->clock->now(), delay), std::move(callback));
 }
 
 bool Timer::cancel(TimerId id) {
