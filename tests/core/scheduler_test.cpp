@@ -2,14 +2,19 @@
 
 #include <pthread.h>
 
+#include <algorithm>
 #include <atomic>
+#include <climits>
 #include <condition_variable>
 #include <deque>
+#include <functional>
+#include <limits>
 #include <mutex>
 #include <set>
 #include <stdexcept>
 #include <string>
 #include <thread>
+#include <utility>
 #include <vector>
 
 #include <oneapi/tbb/task.h>
@@ -528,4 +533,81 @@ TEST_CASE("huge durations saturate instead of overflowing", "[scheduler][timeout
 TEST_CASE("options that cannot work are refused at construction", "[scheduler]") {
   CHECK_THROWS_AS(Scheduler({.queue_capacity = 0}), std::invalid_argument);
   CHECK_THROWS_AS(Scheduler({.aging_step = -1ms}), std::invalid_argument);
+  // With no step waiting earns nothing and priorities would be ignored.
+  CHECK_THROWS_WITH(Scheduler({.aging_step = 0ns}), Catch::Contains("aging_step must be positive"));
+}
+
+TEST_CASE("a queue capacity of SIZE_MAX means unbounded", "[scheduler][capacity]") {
+  Scheduler scheduler({.workers = 1, .queue_capacity = std::numeric_limits<std::size_t>::max()});
+  auto now = scheduler.try_submit([] {});
+  auto soon = scheduler.submit_for(1s, [] {});
+  CHECK(now.wait() == TaskState::succeeded);
+  CHECK(soon.wait() == TaskState::succeeded);
+}
+
+TEST_CASE("aging keeps higher priority first when priority x aging_step passes 64 bits of nanoseconds",
+          "[scheduler][priority]") {
+  // 10 s x 2^31 and 1 h x 4e6 are past 2^63 ns; keys that saturated there tied, whatever the priority.
+  const auto [step, priorities] =
+      GENERATE(std::pair{std::chrono::nanoseconds(10s),
+                         std::vector<int>{INT_MAX - 1, INT_MIN, INT_MAX, INT_MIN + 1, 0}},
+               std::pair{std::chrono::nanoseconds(1h),
+                         std::vector<int>{3'000'000, -4'000'000, 4'000'000, -3'000'000}});
+  auto clock = std::make_shared<ManualClock>();
+  Scheduler scheduler({.workers = 1, .aging_step = step, .clock = clock});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  std::mutex mutex;
+  std::vector<int> ran;
+  for (int p : priorities) {
+    scheduler.submit(
+        [&, p] {
+          std::lock_guard lock(mutex);
+          ran.push_back(p);
+        },
+        {.priority = p});
+  }
+  gate.open();
+  scheduler.wait_idle();
+  auto expected = priorities;
+  std::sort(expected.begin(), expected.end(), std::greater<>());
+  CHECK(ran == expected);
+}
+
+TEST_CASE("a task that succeeds after a retry reports no error", "[scheduler][retry]") {
+  Scheduler scheduler({.workers = 1});
+  std::atomic<int> attempts{0};
+  auto task = scheduler.submit(
+      [&] {
+        if (++attempts == 1) throw std::runtime_error("transient");
+      },
+      {.retry = {.max_retries = 1, .initial_delay = 0ns}});
+  REQUIRE(task.wait() == TaskState::succeeded);
+  CHECK(task.attempts() == 2);
+  CHECK(task.error().empty());
+  CHECK(task.exception() == nullptr);
+}
+
+namespace {
+/// A clock stuck at its epoch: its readings are 0 ns, which the records use to mean "not yet".
+class EpochClock final : public taskhive::Clock {
+ public:
+  time_point now() const noexcept override { return time_point{}; }
+  void wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                  time_point) const override {
+    cv.wait_for(lock, 1ms);
+  }
+  SubscriptionId subscribe(std::function<void()>) override { return 0; }
+  void unsubscribe(SubscriptionId) override {}
+};
+}  // namespace
+
+TEST_CASE("a clock that reads its epoch still gives a task every timestamp", "[scheduler][clock]") {
+  Scheduler scheduler({.workers = 1, .clock = std::make_shared<EpochClock>()});
+  auto task = scheduler.submit([] {});
+  REQUIRE(task.wait() == TaskState::succeeded);
+  CHECK(task.created_at() <= *task.finished_at());
+  CHECK(task.queued_at().has_value());
+  CHECK(task.started_at().has_value());
 }

@@ -1,7 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <functional>
 #include <memory>
+#include <stdexcept>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -78,6 +81,52 @@ TEST_CASE("after shutdown, submissions are rejected with the reason", "[shutdown
   CHECK(scheduler.try_submit([] {}).state() == TaskState::rejected);
   CHECK(scheduler.metrics().rejected == 2);
   CHECK(scheduler.metrics().submitted == 0);
+}
+
+TEST_CASE("shutdown() and wait_idle() from the scheduler's own tasks and on_final refuse instead of hanging",
+          "[shutdown][on_final]") {
+  Scheduler scheduler({.workers = 1, .name = "self"});
+  Scheduler other({.workers = 1, .name = "other"});
+  auto refusal = [](const std::function<void()>& call) -> std::string {
+    try {
+      call();
+    } catch (const std::logic_error& e) {
+      return e.what();
+    }
+    return "(no refusal)";
+  };
+  std::string from_task_shutdown, from_task_wait, from_task_other, from_worker_final, from_caller_final;
+  auto task = scheduler.submit(
+      [&] {
+        from_task_shutdown = refusal([&] { scheduler.shutdown(ShutdownMode::cancel); });
+        from_task_wait = refusal([&] { scheduler.wait_idle(); });
+        from_task_other = refusal([&] { other.wait_idle(); });  // another scheduler's: nothing to refuse
+      },
+      {.on_final = [&](const TaskHandle&) { from_worker_final = refusal([&] { scheduler.shutdown(); }); }});
+  REQUIRE(task.wait() == TaskState::succeeded);
+  scheduler.wait_idle();  // on_final has returned
+  CHECK(from_task_shutdown ==
+        "scheduler 'self': shutdown() was called from one of its own tasks or on_final callbacks, and would "
+        "wait for that very call to end");
+  CHECK(from_task_wait.find("scheduler 'self': wait_idle() was called from one of its own tasks") == 0);
+  CHECK(from_task_other == "(no refusal)");
+  CHECK(from_worker_final.find("shutdown() was called from") != std::string::npos);
+
+  // An on_final run by the thread that cancels a queued task: on the caller's thread, not a worker.
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  auto queued = scheduler.submit([] {}, {.on_final = [&](const TaskHandle&) {
+                                   from_caller_final = refusal([&] { scheduler.wait_idle(); });
+                                 }});
+  queued.cancel();
+  CHECK(from_caller_final.find("wait_idle() was called from") != std::string::npos);
+  gate.open();
+
+  // The refused calls changed nothing: the scheduler still accepts and runs work.
+  CHECK(scheduler.submit([] {}).wait() == TaskState::succeeded);
+  scheduler.shutdown();
+  CHECK(scheduler.try_submit([] {}).reject_reason() == RejectReason::shutting_down);
 }
 
 TEST_CASE("a submitter blocked on a full queue is rejected when shutdown begins", "[shutdown][capacity]") {

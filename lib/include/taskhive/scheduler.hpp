@@ -42,10 +42,11 @@ enum class ShutdownMode {
 struct SchedulerOptions {
   /// Threads in the arena; 0 means std::thread::hardware_concurrency().
   unsigned workers = 0;
-  /// Tasks that may wait in the queue at once (retries coming back from the timer are never refused).
+  /// Tasks that may wait in the queue at once (retries coming back from the timer are never refused); at
+  /// least 1, and anything from INT64_MAX up (SIZE_MAX, say) means unbounded.
   std::size_t queue_capacity = 100'000;
   QueueOrder order = QueueOrder::aging;
-  /// Under QueueOrder::aging, the waiting time worth one priority level.
+  /// Under QueueOrder::aging, the waiting time worth one priority level; must be positive.
   std::chrono::nanoseconds aging_step = std::chrono::milliseconds(100);
   /// Source of time for deadlines, retries, aging and timestamps; tests pass a ManualClock.
   std::shared_ptr<Clock> clock = Clock::steady();
@@ -106,7 +107,8 @@ class Scheduler {
   /// to stop. Tasks submitted afterwards are unaffected.
   void cancel_all();
 
-  /// Blocks until no accepted task is in flight (it does not stop new submissions).
+  /// Blocks until no accepted task is in flight (it does not stop new submissions). Throws std::logic_error
+  /// when called from one of this scheduler's own tasks or on_final callbacks, which would wait for itself.
   void wait_idle();
 
   /// Runs `fn` on the calling thread inside the scheduler's task arena (tbb::task_arena::execute), so that a
@@ -119,7 +121,10 @@ class Scheduler {
   void execute(const std::function<void()>& fn);
 
   /// Stops accepting work and ends it as `mode` says; returns when every accepted task is final and the
-  /// workers are idle. Idempotent; the destructor calls shutdown(drain).
+  /// workers are idle. Idempotent; the destructor calls shutdown(drain). Throws std::logic_error when called
+  /// from one of this scheduler's own tasks or on_final callbacks, which would wait for itself. (The
+  /// destructor cannot throw: run there, for instance because a task held the last reference to the
+  /// scheduler, it logs why and calls std::terminate rather than hang.)
   void shutdown(ShutdownMode mode = ShutdownMode::drain);
 
   MetricsSnapshot metrics() const;

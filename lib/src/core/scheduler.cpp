@@ -1,8 +1,10 @@
 #include "taskhive/scheduler.hpp"
 
 #include <algorithm>
+#include <exception>
 #include <limits>
 #include <random>
+#include <stdexcept>
 #include <thread>
 #include <vector>
 
@@ -31,6 +33,22 @@ constexpr int kDrainerBatch = 256;
 // Tombstones (entries of cancelled tasks) tolerated in the queue before it is rebuilt without them.
 constexpr std::int64_t kPurgeThreshold = 4096;
 
+// The scheduler whose tasks (a drainer) or on_final callback this thread is running, if any. shutdown(),
+// wait_idle() and the destructor wait for every task to end, this one included: called from here they would
+// wait for themselves forever, so they refuse instead.
+thread_local const SchedulerCore* running_inside = nullptr;
+
+class InsideScope {
+ public:
+  explicit InsideScope(const SchedulerCore* core) noexcept : saved_(running_inside) { running_inside = core; }
+  ~InsideScope() { running_inside = saved_; }
+  InsideScope(const InsideScope&) = delete;
+  InsideScope& operator=(const InsideScope&) = delete;
+
+ private:
+  const SchedulerCore* saved_;
+};
+
 double uniform01() {
   thread_local std::mt19937_64 engine{std::random_device{}() ^
                                       std::hash<std::thread::id>{}(std::this_thread::get_id())};
@@ -42,20 +60,6 @@ unsigned resolve_workers(unsigned requested) {
   return std::max(1u, std::thread::hardware_concurrency());
 }
 
-std::int64_t saturating_sub_mul(std::int64_t base, std::int64_t factor, std::int64_t step) {
-  std::int64_t product = 0;
-  if (__builtin_mul_overflow(factor, step, &product)) {
-    product = (factor > 0) == (step > 0) ? std::numeric_limits<std::int64_t>::max()
-                                         : std::numeric_limits<std::int64_t>::min();
-  }
-  std::int64_t result = 0;
-  if (__builtin_sub_overflow(base, product, &result)) {
-    result =
-        product > 0 ? std::numeric_limits<std::int64_t>::min() : std::numeric_limits<std::int64_t>::max();
-  }
-  return result;
-}
-
 }  // namespace
 
 // --- construction and shutdown ---------------------------------------------------------------------------
@@ -64,9 +68,14 @@ namespace {
 SchedulerOptions validated(SchedulerOptions options) {
   if (options.queue_capacity == 0)
     throw std::invalid_argument("SchedulerOptions::queue_capacity must be at least 1");
-  if (options.aging_step < std::chrono::nanoseconds::zero()) {
-    throw std::invalid_argument("SchedulerOptions::aging_step must not be negative");
+  if (options.aging_step <= std::chrono::nanoseconds::zero()) {
+    throw std::invalid_argument(
+        "SchedulerOptions::aging_step must be positive (with no step, waiting would earn nothing and the "
+        "queue would ignore priorities; QueueOrder::strict is priority without aging)");
   }
+  // The queue's counts are signed 64-bit: a larger capacity (SIZE_MAX for "unbounded") means the same.
+  options.queue_capacity =
+      std::min<std::size_t>(options.queue_capacity, std::numeric_limits<std::int64_t>::max());
   return options;
 }
 }  // namespace
@@ -107,7 +116,20 @@ SchedulerCore::~SchedulerCore() {
   clock_->unsubscribe(clock_subscription_);
 }
 
+bool SchedulerCore::running_inside_this() const noexcept {
+  return running_inside == this;
+}
+
+void SchedulerCore::refuse_inside(std::string_view call) const {
+  if (!running_inside_this()) return;
+  throw std::logic_error(fmt::format(
+      "scheduler '{}': {} was called from one of its own tasks or on_final callbacks, and would wait for "
+      "that very call to end",
+      options_.name, call));
+}
+
 void SchedulerCore::shutdown(ShutdownMode mode) {
+  refuse_inside("shutdown()");
   // Not under shutdown_mutex_: a shutdown(cancel) must be able to cut short a drain already in progress.
   if (mode == ShutdownMode::cancel) cancelling_.store(true, std::memory_order_seq_cst);
   accepting_.store(false, std::memory_order_seq_cst);
@@ -123,6 +145,7 @@ void SchedulerCore::shutdown(ShutdownMode mode) {
 }
 
 void SchedulerCore::wait_idle() {
+  refuse_inside("wait_idle()");
   // Always under the mutex, even when the count is already 0: the last leave_in_flight() brings it to 0 and
   // notifies while holding the mutex, so holding it here means that call is done with this object, and a
   // caller that destroys the scheduler next does not pull it from under it.
@@ -133,12 +156,19 @@ void SchedulerCore::wait_idle() {
 // --- submission ------------------------------------------------------------------------------------------
 
 std::int64_t SchedulerCore::now_ns() const noexcept {
-  return to_ns(clock_->now());
+  return stamp(clock_->now());
 }
 
-std::int64_t SchedulerCore::order_key(int priority, std::int64_t queued_ns) const noexcept {
-  if (options_.order == QueueOrder::strict) return -static_cast<std::int64_t>(priority);
-  return saturating_sub_mul(queued_ns, priority, options_.aging_step.count());
+OrderKey SchedulerCore::order_key(int priority, std::int64_t queued_ns,
+                                  std::uint64_t sequence) const noexcept {
+  // See QueueEntry. |queued_ns - priority x step| < 2^63 + 2^31 x 2^63 < 2^95, so the aging key is below
+  // 2^127.
+  constexpr OrderKey two_to_32 = OrderKey{1} << 32;
+  constexpr OrderKey two_to_64 = OrderKey{1} << 64;
+  if (options_.order == QueueOrder::strict) return -OrderKey{priority} * two_to_64 + OrderKey{sequence};
+  const OrderKey virtual_start =
+      OrderKey{queued_ns} - OrderKey{priority} * OrderKey{options_.aging_step.count()};
+  return virtual_start * two_to_32 + OrderKey{sequence & 0xFFFF'FFFFu};
 }
 
 TaskHandle SchedulerCore::submit(TaskRecord::Function&& fn, TaskOptions&& options, bool wait,
@@ -151,7 +181,7 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function&& fn, TaskOptions&& option
   record->core = this;
   record->load = options.load;
   const auto now = clock_->now();
-  const auto now_count = to_ns(now);
+  const auto now_count = stamp(now);
   record->created_ns.store(now_count, std::memory_order_relaxed);
   auto deadline = Clock::time_point::max();
   if (options.timeout) deadline = saturating_add(now, *options.timeout);
@@ -255,6 +285,7 @@ void SchedulerCore::notify_final(TaskRecord& record) noexcept {
   // the call breaks that cycle.
   const auto callback = std::move(record.extras->on_final);
   record.extras->on_final = nullptr;
+  InsideScope inside(this);
   try {
     // Whoever finishes a task holds a reference to its record, so the weak one still locks.
     callback(TaskHandle(record.extras->self.lock()));
@@ -321,8 +352,8 @@ void SchedulerCore::release_slot() noexcept {
 
 void SchedulerCore::push(std::shared_ptr<TaskRecord> record, int priority, std::int64_t queued) {
   record->queued_ns.store(queued, std::memory_order_relaxed);
-  QueueEntry entry{order_key(priority, queued), sequence_.fetch_add(1, std::memory_order_relaxed),
-                   std::move(record)};
+  auto entry = QueueEntry::make(
+      order_key(priority, queued, sequence_.fetch_add(1, std::memory_order_relaxed)), std::move(record));
   queue_.push(std::move(entry));
   ensure_drainer();
 }
@@ -378,6 +409,7 @@ WorkerTally* SchedulerCore::this_worker_tally() noexcept {
 
 void SchedulerCore::drain() noexcept {
   name_this_worker();
+  InsideScope inside(this);
   int budget = kDrainerBatch;
   for (;;) {
     QueueEntry entry;
@@ -668,6 +700,8 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
                       record.attempts.load(std::memory_order_relaxed), message);
     }
     record.failure = std::make_unique<Failure>(Failure{std::move(message), std::move(error)});
+  } else {
+    record.failure.reset();  // an earlier attempt's: error() is "" for a task that succeeded
   }
   if (record.extras) {
     if (auto timer = record.extras->deadline_timer.exchange(0)) timer_.cancel(timer);
@@ -749,6 +783,15 @@ Scheduler::Scheduler(SchedulerOptions options)
     : core_(std::make_shared<detail::SchedulerCore>(std::move(options))) {}
 
 Scheduler::~Scheduler() {
+  if (core_->running_inside_this()) {
+    // Draining here would wait for this very task to end. Often the task's callable held the last reference
+    // to the scheduler; a destructor cannot refuse, so end with the reason rather than hang without one.
+    logger()->critical(
+        "scheduler '{}' destroyed from one of its own tasks or on_final callbacks (did a task hold the last "
+        "reference to it?): it would wait for itself forever; terminating",
+        core_->options().name);
+    std::terminate();
+  }
   core_->shutdown(ShutdownMode::drain);
 }
 

@@ -8,6 +8,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <string_view>
 #include <unordered_map>
 
 #include <oneapi/tbb/concurrent_priority_queue.h>
@@ -23,24 +24,40 @@
 
 namespace taskhive::detail {
 
-/// One queued task in the priority queue. `key` is the virtual start time (aging) or the negated priority
-/// (strict); `sequence` breaks ties first-come-first-served, which the heap alone does not.
+/// A signed 128-bit integer (a GCC/Clang extension; `__extension__` keeps -Wpedantic quiet about it).
+__extension__ using OrderKey = __int128;
+
+/// One queued task in the priority queue. Its place is a 128-bit key, smallest first, that holds the whole
+/// order, tie-break included:
+///   aging:  (enqueue time - priority x aging_step) x 2^32 + the low 32 bits of the submission sequence
+///   strict: -priority x 2^64 + the submission sequence
+/// The virtual start time is exact for every priority and step (it needs up to 95 bits); a 64-bit one had to
+/// saturate, and tasks whose priority x aging_step passed 2^63 ns then tied whatever their priority. Under
+/// aging the sequence only breaks ties between tasks with the same virtual start time to the nanosecond; its
+/// low 32 bits wrap once every 4 billion submissions, which could reorder two such tasks at that moment.
+///
+/// The key is kept as two 64-bit halves compared without a branch (RunsLater), not as one __int128: GCC
+/// compares those with a branch, which cost 1 to 4 points of 10 µs-task efficiency (see RunsLater).
 struct QueueEntry {
-  std::int64_t key = 0;
-  std::uint64_t sequence = 0;
+  std::int64_t key_high = 0;  // the key's upper 64 bits, signed
+  std::uint64_t key_low = 0;  // its lower 64 bits
   std::shared_ptr<TaskRecord> record;
+
+  static QueueEntry make(OrderKey key, std::shared_ptr<TaskRecord> record) noexcept {
+    return {static_cast<std::int64_t>(key >> 64), static_cast<std::uint64_t>(key), std::move(record)};
+  }
 };
 
-/// concurrent_priority_queue pops the "largest" element: the smallest key, then the smallest sequence.
+/// concurrent_priority_queue pops the "largest" element: here, the smallest key.
 ///
 /// Written without a branch on purpose. A pop sifts down the heap comparing sibling entries whose order is
-/// unpredictable; with the branchy form (`a.key != b.key ? ... : ...`) the processor speculates down wrong
+/// unpredictable; with the branchy form (`a.high != b.high ? ... : ...`) the processor speculates down wrong
 /// paths and pulls heap cache lines the other worker is writing. Measured on the 2-vCPU VM, two threads
 /// popping one heap of 4000 entries and spinning 10 µs per entry: 0.967 of ideal with the branchy form,
 /// 0.977 with this one (0.88 vs 0.93 when cross-core transfers are slow).
 struct RunsLater {
   bool operator()(const QueueEntry& a, const QueueEntry& b) const noexcept {
-    return (a.key > b.key) | ((a.key == b.key) & (a.sequence > b.sequence));
+    return (a.key_high > b.key_high) | ((a.key_high == b.key_high) & (a.key_low > b.key_low));
   }
 };
 
@@ -74,6 +91,9 @@ class SchedulerCore {
   void shutdown(ShutdownMode mode);
   MetricsSnapshot metrics() const;
 
+  /// Whether the calling thread is running one of this scheduler's tasks or on_final callbacks.
+  bool running_inside_this() const noexcept;
+
   bool stop_requested(const TaskRecord& record) const noexcept;
   bool deadline_passed(const TaskRecord& record) const noexcept;
 
@@ -85,8 +105,16 @@ class SchedulerCore {
   static std::int64_t to_ns(Clock::time_point t) noexcept {
     return std::chrono::duration_cast<std::chrono::nanoseconds>(t.time_since_epoch()).count();
   }
+  /// A reading of the clock as a record's timestamp: nanoseconds, where 0 means "not yet", so a clock that
+  /// reads its epoch is taken as 1 ns past it.
+  static std::int64_t stamp(Clock::time_point t) noexcept {
+    const auto ns = to_ns(t);
+    return ns != 0 ? ns : 1;
+  }
   std::int64_t now_ns() const noexcept;
-  std::int64_t order_key(int priority, std::int64_t queued_ns) const noexcept;
+  OrderKey order_key(int priority, std::int64_t queued_ns, std::uint64_t sequence) const noexcept;
+  /// Throws std::logic_error naming `call` if running_inside_this().
+  void refuse_inside(std::string_view call) const;
 
   bool reserve_slot(bool wait, std::optional<Clock::time_point> until);
   void release_slot() noexcept;
