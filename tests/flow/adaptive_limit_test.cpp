@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <limits>
 #include <memory>
 #include <queue>
 #include <random>
@@ -166,6 +167,35 @@ TEST_CASE("limits stay within their minimum and maximum", "[adaptive]") {
     CHECK(Gradient2Limit({.initial_limit = 5000, .max_limit = 100}).limit() == 100);
     CHECK_THROWS_AS(AimdLimit({.min_limit = 10, .max_limit = 5}), std::invalid_argument);
     CHECK_THROWS_AS(Gradient2Limit({.smoothing = 0}), std::invalid_argument);
+    const double nan = std::numeric_limits<double>::quiet_NaN();
+    const double inf = std::numeric_limits<double>::infinity();
+    CHECK_THROWS_AS(Gradient2Limit({.initial_limit = nan}), std::invalid_argument);
+    CHECK_THROWS_AS(Gradient2Limit({.max_limit = inf}), std::invalid_argument);
+    CHECK_THROWS_AS(Gradient2Limit({.min_limit = nan}), std::invalid_argument);
+    CHECK_THROWS_AS(Gradient2Limit({.tolerance = nan}), std::invalid_argument);
+    CHECK_THROWS_AS(Gradient2Limit({.tolerance = 0}), std::invalid_argument);
+    // No warm-up would start the baseline at 0 and read constant latency as a rise.
+    CHECK_THROWS_WITH(Gradient2Limit({.warmup_windows = 0}),
+                      Catch::Contains("warmup_windows must be at least 1"));
+  }
+  SECTION("AIMD's maximum may be SIZE_MAX: a success at it stays there") {
+    constexpr auto kMax = std::numeric_limits<std::size_t>::max();
+    AimdLimit aimd({.initial_limit = kMax - 1, .min_limit = 4, .max_limit = kMax});
+    CHECK(aimd.update({.rtt = 1ms, .in_flight = kMax}) == kMax);
+    CHECK(aimd.update({.rtt = 1ms, .in_flight = kMax}) == kMax);  // used to wrap to 0
+  }
+  SECTION("Gradient2 limits beyond SIZE_MAX read as SIZE_MAX") {
+    CHECK(Gradient2Limit({.initial_limit = 1e20, .max_limit = 1e20}).limit() ==
+          std::numeric_limits<std::size_t>::max());
+  }
+  SECTION("a NaN from queue_allowance leaves Gradient2's limit where it was") {
+    int calls = 0;
+    Gradient2Limit gradient({.initial_limit = 20, .short_window = 1, .queue_allowance = [&](double) {
+                               return ++calls == 3 ? std::numeric_limits<double>::quiet_NaN() : 4.0;
+                             }});
+    for (int i = 0; i < 10; ++i) gradient.update({.rtt = 1ms, .in_flight = 1000});
+    CHECK(calls == 10);
+    CHECK(gradient.estimated_limit() > 20);  // it went on growing at constant latency (it stuck at 1)
   }
 }
 

@@ -2,8 +2,11 @@
 
 #include <algorithm>
 #include <atomic>
+#include <condition_variable>
 #include <cstdint>
+#include <functional>
 #include <memory>
+#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <string>
@@ -343,6 +346,47 @@ TEST_CASE("a zero cooldown leaves the low watermark as the only hysteresis",
         "rejection 0 µs ago)");
   a.value().release();
   CHECK(f.admission.try_acquire(1));
+}
+
+TEST_CASE("a cooldown of nanoseconds::max() lasts, rather than wrapping into the past",
+          "[admission][backpressure][hysteresis]") {
+  auto clock = std::make_shared<ManualClock>();
+  clock->advance(24h * 365 * 200);  // far into the clock's epoch: now + a century overflows int64 ns
+  const auto cooldown = GENERATE(std::chrono::nanoseconds::max(), std::chrono::nanoseconds(24h * 365 * 100));
+  AdmissionController admission({.max_load = 10, .cooldown = cooldown, .low_watermark = 5}, clock);
+  auto all = admission.try_acquire(10);
+  CHECK_FALSE(admission.try_acquire(1));  // starts the cooldown
+  all.value().release();
+  clock->advance(1h);
+  const auto later = admission.try_acquire(1);
+  CHECK_FALSE(later);
+  CHECK(later.error().rfind("overloaded: cooling down for ", 0) == 0);
+}
+
+namespace {
+/// A clock the test sets, whose epoch (a reading of 0) is a time like any other, as a simulation's may be.
+class SetClock final : public taskhive::Clock {
+ public:
+  std::atomic<std::int64_t> ns{0};
+  time_point now() const noexcept override { return time_point(std::chrono::nanoseconds(ns.load())); }
+  void wait_until(std::unique_lock<std::mutex>&, std::condition_variable&, time_point) const override {}
+  SubscriptionId subscribe(std::function<void()>) override { return 0; }
+  void unsubscribe(SubscriptionId) override {}
+};
+}  // namespace
+
+TEST_CASE("a rejection at the clock's epoch starts the hysteresis like any other",
+          "[admission][backpressure][hysteresis]") {
+  auto clock = std::make_shared<SetClock>();  // reads 0
+  AdmissionController admission({.max_load = 10, .cooldown = 0s, .low_watermark = 2}, clock);
+  auto most = admission.try_acquire(9);
+  CHECK_FALSE(admission.try_acquire(5));
+  CHECK(admission.cooling_down());
+  REQUIRE(admission.last_rejection());
+  CHECK(admission.last_rejection()->time_since_epoch().count() == 0);
+  CHECK_FALSE(admission.try_acquire(1));  // load 9 is not below the watermark 2
+  most.value().release();
+  CHECK(admission.try_acquire(1));
 }
 
 // --- concurrency -------------------------------------------------------------------------------------------

@@ -63,10 +63,11 @@ struct Gradient2Config {
   /// Windows the long-window RTT (the baseline) averages over, exponentially. Longer is a steadier baseline
   /// but a slower one to accept that a service has become slower for good.
   std::size_t long_window = 600;
-  /// Windows averaged plainly before the long average starts (the first baseline).
+  /// Windows averaged plainly before the long average starts (the first baseline); at least 1.
   std::size_t warmup_windows = 10;
   /// Latency growth tolerated before the limit shrinks: the gradient is clamp(tolerance x long / short, 0.5,
   /// 1). 1.0 holds the limit where latency starts to rise; 1.5 (Netflix's later default) lets it rise 50%.
+  /// Positive and finite.
   double tolerance = 1.0;
   /// Requests allowed to queue beyond what the gradient admits, as a function of the limit: the room that
   /// lets the limit probe upwards. Constant 4 by default.

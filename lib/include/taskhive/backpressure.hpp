@@ -7,6 +7,7 @@
 #include <chrono>
 #include <cstdint>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -224,7 +225,7 @@ class AdmissionController final : public AdmissionPolicy {
   /// When work was last refused (for any reason), on this controller's clock; nullopt if never.
   std::optional<Clock::time_point> last_rejection() const noexcept;
   /// True from a rejection for load until the first admission after the cooldown and watermark allow it.
-  bool cooling_down() const noexcept { return cooling_until_.load(std::memory_order_acquire) != 0; }
+  bool cooling_down() const noexcept { return cooling_until_.load(std::memory_order_acquire) != kNever; }
   const AdmissionConfig& config() const noexcept { return config_; }
 
   // AdmissionPolicy: what a Scheduler calls at submit and at a task's final state.
@@ -240,24 +241,28 @@ class AdmissionController final : public AdmissionPolicy {
     released_.fetch_add(1, std::memory_order_relaxed);
   }
   std::optional<std::string> admit(std::uint32_t load);
+  /// When a cooldown starting at `now` ends (ns on clock_).
+  std::int64_t cooldown_end(std::int64_t now) const noexcept;
   std::optional<std::string> check_cooldown(std::int64_t load_now, std::int64_t cooling_until,
                                             std::int64_t now) const;
   std::string refuse(std::string reason, std::int64_t now) noexcept;
   void note_peak(std::int64_t load) noexcept;
+
+  // "No time": not cooling down, never rejected. Not 0, which a clock may read (a simulation's epoch).
+  static constexpr std::int64_t kNever = std::numeric_limits<std::int64_t>::min();
 
   const AdmissionConfig config_;
   const std::int64_t low_watermark_;
   const std::shared_ptr<Clock> clock_;
   // Everything an admission touches shares one cache line: a CAS on the load already owns it.
   alignas(64) std::atomic<std::int64_t> load_{0};
-  // The clock time (ns since its epoch) at which the current cooldown ends; 0 when not cooling down (clocks
-  // never read 0).
-  std::atomic<std::int64_t> cooling_until_{0};
+  // The clock time (ns since its epoch) at which the current cooldown ends; kNever when not cooling down.
+  std::atomic<std::int64_t> cooling_until_{kNever};
   std::atomic<std::uint64_t> accepted_{0};
   std::atomic<std::uint64_t> released_{0};
   alignas(64) std::atomic<std::int64_t> peak_{0};
   std::atomic<std::uint64_t> rejected_{0};
-  std::atomic<std::int64_t> last_rejection_{0};  // ns on clock_, 0 = never
+  std::atomic<std::int64_t> last_rejection_{kNever};  // ns on clock_
 };
 
 }  // namespace taskhive

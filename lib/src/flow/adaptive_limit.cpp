@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cmath>
 #include <exception>
+#include <limits>
 #include <stdexcept>
 #include <utility>
 
@@ -15,7 +16,11 @@ namespace taskhive {
 namespace {
 
 std::size_t round_limit(double limit) noexcept {
-  return static_cast<std::size_t>(std::max(1.0, std::floor(limit)));
+  // Saturating: a double past SIZE_MAX (about 1.8e19) does not convert (undefined behaviour).
+  constexpr double kLargest = static_cast<double>(std::numeric_limits<std::size_t>::max());
+  const double floored = std::floor(limit);
+  if (!(floored < kLargest)) return std::numeric_limits<std::size_t>::max();
+  return static_cast<std::size_t>(std::max(1.0, floored));
 }
 
 void raise_to(std::atomic<std::int64_t>& target, std::int64_t value) noexcept {
@@ -30,12 +35,21 @@ void raise_to(std::atomic<std::int64_t>& target, std::int64_t value) noexcept {
 // ----------------------------------------------------------------------------------------------------
 
 Gradient2Limit::Gradient2Limit(Gradient2Config config) : config_(std::move(config)) {
-  if (config_.min_limit < 1 || config_.max_limit < config_.min_limit)
-    throw std::invalid_argument("Gradient2Limit: need 1 <= min_limit <= max_limit");
-  if (config_.smoothing <= 0 || config_.smoothing > 1)
+  // Written as !(a <= b) so that NaN fails each check.
+  if (!(config_.min_limit >= 1) || !(config_.max_limit >= config_.min_limit) ||
+      !std::isfinite(config_.max_limit))
+    throw std::invalid_argument("Gradient2Limit: need 1 <= min_limit <= max_limit, both finite");
+  if (!(config_.smoothing > 0 && config_.smoothing <= 1))
     throw std::invalid_argument("Gradient2Limit: smoothing must be in (0, 1]");
+  if (!(config_.tolerance > 0) || !std::isfinite(config_.tolerance))
+    throw std::invalid_argument("Gradient2Limit: tolerance must be positive and finite");
   if (config_.short_window == 0 || config_.long_window == 0)
     throw std::invalid_argument("Gradient2Limit: short_window and long_window must be at least 1");
+  // The baseline starts as the mean of the first windows; with none it would start from 0 and read every
+  // latency as a rise.
+  if (config_.warmup_windows == 0)
+    throw std::invalid_argument("Gradient2Limit: warmup_windows must be at least 1");
+  if (std::isnan(config_.initial_limit)) throw std::invalid_argument("Gradient2Limit: initial_limit is NaN");
   if (!config_.queue_allowance) config_.queue_allowance = [](double) { return 4.0; };
   limit_ = std::clamp(config_.initial_limit, config_.min_limit, config_.max_limit);
 }
@@ -87,7 +101,8 @@ std::size_t Gradient2Limit::update(const LimitSample& sample) {
   next = limit_ * (1.0 - config_.smoothing) + next * config_.smoothing;
   // An unused limit says nothing about what the service could take: do not let it grow.
   if (max_in_flight < limit_ / 2) next = std::min(next, limit_);
-  limit_ = std::clamp(next, config_.min_limit, config_.max_limit);
+  // A NaN (from a queue_allowance that returned one) would stay in the limit for ever: keep the last one.
+  if (!std::isnan(next)) limit_ = std::clamp(next, config_.min_limit, config_.max_limit);
   return limit();
 }
 
@@ -107,8 +122,8 @@ std::size_t AimdLimit::update(const LimitSample& sample) {
   if (sample.dropped || too_slow) {
     const auto reduced = static_cast<std::size_t>(static_cast<double>(limit_) * config_.backoff_ratio);
     limit_ = std::max(config_.min_limit, reduced);
-  } else if (sample.in_flight >= limit_) {
-    limit_ = std::min(config_.max_limit, limit_ + 1);
+  } else if (sample.in_flight >= limit_ && limit_ < config_.max_limit) {
+    ++limit_;  // not min(max_limit, limit_ + 1): at SIZE_MAX that wrapped to 0
   }
   return limit_;
 }

@@ -23,6 +23,18 @@ std::string describe_duration(std::chrono::nanoseconds d) {
   return fmt::format("{:.3g} µs", ns / 1e3);
 }
 
+std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t sum = 0;
+  if (!__builtin_add_overflow(a, b, &sum)) return sum;
+  return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+}
+
+std::int64_t saturating_sub(std::int64_t a, std::int64_t b) noexcept {
+  std::int64_t difference = 0;
+  if (!__builtin_sub_overflow(a, b, &difference)) return difference;
+  return b < 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
+}
+
 std::int64_t resolve_low_watermark(const AdmissionConfig& config) {
   if (config.max_load <= 0) {
     throw std::invalid_argument(
@@ -88,20 +100,20 @@ std::optional<std::string> AdmissionController::admit(std::uint32_t weight) {
   }
   auto current = load_.load(std::memory_order_relaxed);
   // Outside a cooldown this costs one read of a line the CAS below needs anyway; the clock is not read.
-  for (auto until = cooling_until_.load(std::memory_order_acquire); until != 0;) {
+  for (auto until = cooling_until_.load(std::memory_order_acquire); until != kNever;) {
     const auto now = detail::to_ns(clock_->now());
     if (auto refusal = check_cooldown(current, until, now)) return refuse(std::move(*refusal), now);
     // Both halves are met: end the cooldown. If the CAS fails, a new rejection started another one (or
     // another thread ended this one): look again.
-    if (cooling_until_.compare_exchange_weak(until, 0, std::memory_order_acq_rel)) break;
+    if (cooling_until_.compare_exchange_weak(until, kNever, std::memory_order_acq_rel)) break;
     current = load_.load(std::memory_order_relaxed);
   }
   do {
     if (current + w > config_.max_load) {
       const auto now = detail::to_ns(clock_->now());
       // Only the first rejection starts a cooldown; later ones, until it ends, do not move it.
-      std::int64_t none = 0;
-      cooling_until_.compare_exchange_strong(none, now + config_.cooldown.count(), std::memory_order_acq_rel);
+      std::int64_t none = kNever;
+      cooling_until_.compare_exchange_strong(none, cooldown_end(now), std::memory_order_acq_rel);
       return refuse(fmt::format("overloaded: load {} + {} > max {}", current, w, config_.max_load), now);
     }
   } while (!load_.compare_exchange_weak(current, current + w, std::memory_order_relaxed));
@@ -110,11 +122,17 @@ std::optional<std::string> AdmissionController::admit(std::uint32_t weight) {
   return std::nullopt;
 }
 
+std::int64_t AdmissionController::cooldown_end(std::int64_t now) const noexcept {
+  // Saturating: a cooldown of nanoseconds::max() lasts for ever rather than wrapping into the past.
+  return detail::saturating_add(now, config_.cooldown.count());
+}
+
 std::optional<std::string> AdmissionController::check_cooldown(std::int64_t load_now,
                                                                std::int64_t cooling_until,
                                                                std::int64_t now) const {
   if (now < cooling_until) {
-    const auto left = detail::describe_duration(std::chrono::nanoseconds(cooling_until - now));
+    const auto left =
+        detail::describe_duration(std::chrono::nanoseconds(detail::saturating_sub(cooling_until, now)));
     if (load_now >= low_watermark_) {
       return fmt::format("overloaded: cooling down for {} more after a rejection (load {}, resumes below {})",
                          left, load_now, low_watermark_);
@@ -122,8 +140,8 @@ std::optional<std::string> AdmissionController::check_cooldown(std::int64_t load
     return fmt::format("overloaded: cooling down for {} more after a rejection (load {})", left, load_now);
   }
   if (load_now >= low_watermark_) {
-    const auto since =
-        detail::describe_duration(std::chrono::nanoseconds(now - cooling_until) + config_.cooldown);
+    const auto since = detail::describe_duration(std::chrono::nanoseconds(
+        detail::saturating_add(detail::saturating_sub(now, cooling_until), config_.cooldown.count())));
     return fmt::format(
         "overloaded: load {} must fall below {} before new work is admitted again (cooling down since a "
         "rejection {} ago)",
@@ -137,7 +155,7 @@ bool AdmissionController::should_reject(std::uint32_t weight) const {
   const auto w = static_cast<std::int64_t>(weight);
   if (w > config_.max_load) return true;
   const auto current = load_.load(std::memory_order_relaxed);
-  if (const auto until = cooling_until_.load(std::memory_order_acquire); until != 0) {
+  if (const auto until = cooling_until_.load(std::memory_order_acquire); until != kNever) {
     const auto now = detail::to_ns(clock_->now());
     if (now < until || current >= low_watermark_) return true;
   }
@@ -158,7 +176,7 @@ void AdmissionController::note_peak(std::int64_t load) noexcept {
 
 std::optional<Clock::time_point> AdmissionController::last_rejection() const noexcept {
   const auto ns = last_rejection_.load(std::memory_order_relaxed);
-  if (ns == 0) return std::nullopt;
+  if (ns == kNever) return std::nullopt;
   return Clock::time_point(std::chrono::duration_cast<Clock::duration>(std::chrono::nanoseconds(ns)));
 }
 
