@@ -1,8 +1,10 @@
 #include <catch2/catch.hpp>
 
 #include <atomic>
+#include <chrono>
 #include <map>
 #include <mutex>
+#include <stdexcept>
 #include <thread>
 
 #include "support/gate.hpp"
@@ -32,10 +34,11 @@ class RecordingPolicy final : public AdmissionPolicy {
     ++admitted_;
     return std::nullopt;
   }
-  void release(std::uint32_t load, TaskState outcome, std::chrono::nanoseconds) noexcept override {
+  void release(std::uint32_t load, TaskState outcome, std::chrono::nanoseconds latency) noexcept override {
     std::lock_guard lock(mutex_);
     load_ -= load;
     ++released_[outcome];
+    last_latency_ = latency;
   }
   AdmissionStats stats() const override {
     std::lock_guard lock(mutex_);
@@ -54,6 +57,10 @@ class RecordingPolicy final : public AdmissionPolicy {
     std::lock_guard lock(mutex_);
     return admitted_;
   }
+  std::chrono::nanoseconds last_latency() const {
+    std::lock_guard lock(mutex_);
+    return last_latency_;
+  }
 
  private:
   mutable std::mutex mutex_;
@@ -61,6 +68,7 @@ class RecordingPolicy final : public AdmissionPolicy {
   std::int64_t load_ = 0;
   int admitted_ = 0;
   std::map<TaskState, int> released_;
+  std::chrono::nanoseconds last_latency_{-1};
 };
 
 }  // namespace
@@ -126,6 +134,30 @@ TEST_CASE("a task's load is released at its final state however it ends", "[admi
   CHECK(policy->released(TaskState::timed_out) == 1);
   CHECK(policy->released(TaskState::failed) == 1);  // once, though it ran twice
   CHECK(policy->released(TaskState::rejected) == 1);
+}
+
+TEST_CASE("a task ended during its retry backoff reports its last attempt's latency, not the backoff",
+          "[admission][retry]") {
+  auto clock = std::make_shared<ManualClock>();
+  auto policy = std::make_shared<RecordingPolicy>(1000);
+  Scheduler scheduler({.workers = 1, .clock = clock, .admission = policy});
+  auto task = scheduler.submit(
+      [&] {
+        clock->advance(3ms);  // the attempt takes 3 ms on the scheduler's clock
+        throw std::runtime_error("transient");
+      },
+      {.retry = {.max_retries = 1, .initial_delay = 10s, .jitter = false}});
+  const auto deadline = std::chrono::steady_clock::now() + 30s;
+  while (task.state() != TaskState::retry_wait && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::yield();
+  }
+  REQUIRE(task.state() == TaskState::retry_wait);
+  clock->advance(5s);  // half the backoff
+  task.cancel();
+  REQUIRE(task.wait() == TaskState::cancelled);
+  scheduler.wait_idle();
+  CHECK(policy->released(TaskState::cancelled) == 1);
+  CHECK(policy->last_latency() == 3ms);  // it was 5.003 s: the backoff counted as latency
 }
 
 TEST_CASE("an admission policy that throws rejects the task and leaves the scheduler whole", "[admission]") {

@@ -495,7 +495,7 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
     finish(*record, TaskState::cancelled, error);
   } else if (record->attempts.load(std::memory_order_relaxed) <= record->max_retries() &&
              !cancelling_.load(std::memory_order_acquire)) {
-    schedule_retry(record, error);
+    schedule_retry(record, error, ended);
   } else {
     finish(*record, TaskState::failed, error);
   }
@@ -503,9 +503,10 @@ void SchedulerCore::run(const std::shared_ptr<TaskRecord>& record) noexcept {
 
 // --- retries ---------------------------------------------------------------------------------------------
 
-void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record,
-                                   std::exception_ptr error) noexcept {
+void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record, std::exception_ptr error,
+                                   std::int64_t attempt_ended) noexcept {
   const auto attempt = record->attempts.load(std::memory_order_relaxed);
+  record->extras->backoff_since = attempt_ended;                             // retries imply extras
   const auto delay = record->extras->retry.delay(attempt - 1, uniform01());  // retries imply extras
   logger()->debug("task '{}' failed attempt {} ({}); retrying in {} ms", record->name(), attempt,
                   describe(error), std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
@@ -540,6 +541,7 @@ void SchedulerCore::on_retry_due(const std::shared_ptr<TaskRecord>& record) noex
   flow_.in_flight.add(1);
   flow_.queued.add(1);
   counters_.add(Event::retry_left);
+  record->extras->backoff_since = 0;
   record->state.store(TaskState::queued, std::memory_order_seq_cst);
   try {
     push(record, record->extras->priority, now_ns());  // retries imply extras
@@ -710,10 +712,12 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   const auto finished = now != 0 ? now : now_ns();
   record.finished_ns.store(finished, std::memory_order_relaxed);
   if (record.admitted) {
-    // From the last time it was queued: a retry's backoff is not latency the admission policy should see.
+    // From the last time it was queued to the end of its last run (or now): a retry's backoff is not latency
+    // the admission policy should see, whether the task went on to run again or ended while waiting.
     const auto queued = record.queued_ns.load(std::memory_order_relaxed);
-    const auto latency =
-        finished - (queued != 0 ? queued : record.created_ns.load(std::memory_order_relaxed));
+    const auto backoff_since = record.extras ? record.extras->backoff_since : 0;
+    const auto latency = (backoff_since != 0 ? backoff_since : finished) -
+                         (queued != 0 ? queued : record.created_ns.load(std::memory_order_relaxed));
     options_.admission->release(record.load, final_state, std::chrono::nanoseconds(latency));
   }
   switch (final_state) {

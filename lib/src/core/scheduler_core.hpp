@@ -129,7 +129,9 @@ class SchedulerCore {
   WorkerTally* this_worker_tally() noexcept;
   void dispatch(std::shared_ptr<TaskRecord> record) noexcept;
   void run(const std::shared_ptr<TaskRecord>& record) noexcept;
-  void schedule_retry(const std::shared_ptr<TaskRecord>& record, std::exception_ptr error) noexcept;
+  /// `attempt_ended`: when the failed attempt ended (ns), the start of the backoff.
+  void schedule_retry(const std::shared_ptr<TaskRecord>& record, std::exception_ptr error,
+                      std::int64_t attempt_ended) noexcept;
   void on_retry_due(const std::shared_ptr<TaskRecord>& record) noexcept;
   void forget_retry(TaskRecord* record) noexcept;
   /// `now` is the clock in nanoseconds if the caller has just read it, else 0; `tally` is the calling

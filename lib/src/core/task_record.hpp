@@ -38,7 +38,8 @@ struct Failure {
 /// What few tasks have: a retry policy, a group, an on_final callback, a deadline. Kept out of line and
 /// allocated only for a task that has one of them, so that a plain task's record stays within two cache lines
 /// (see TaskRecord). Written before the task is published; after that only the finisher touches on_final,
-/// deadline_timer is atomic, and the rest is only read.
+/// deadline_timer is atomic, backoff_since is written by whoever holds the task (the state machine hands it
+/// over), and the rest is only read.
 struct TaskExtras {
   RetryPolicy retry;
   std::shared_ptr<GroupState> group;
@@ -47,6 +48,9 @@ struct TaskExtras {
   Clock::time_point deadline = Clock::time_point::max();
   std::atomic<TimerId> deadline_timer{0};
   int priority = 0;  // for a retry's return to the queue (retries imply extras); the first push is given it
+  // When the failed attempt that put the task in retry_wait ended (ns), 0 once it is queued again: a task
+  // ended during its backoff reports its last attempt's latency to the admission policy, not the backoff.
+  std::int64_t backoff_since = 0;
 };
 
 /// Timestamps are nanoseconds on the scheduler's clock, 0 meaning "not yet" (clocks never read 0).
