@@ -172,13 +172,15 @@ class BoundedStage {
   /// permits it will keep.
   std::size_t effective_capacity() const { return permits_.max_in_flight() - permits_.held_back(); }
 
-  /// Lets at most `capacity` (1..max_in_flight) items in from now on. A limiter_node's threshold is fixed,
-  /// so the stage holds back max_in_flight - capacity permits with negative decrements. Growing takes effect
-  /// at once. Shrinking cannot evict items, and a limiter caps its count at its threshold, silently losing
-  /// the part of a negative decrement beyond its free permits; so the stage holds back at once only the
-  /// permits no item can be holding (those above its concurrency) and takes the rest from items as they
-  /// leave. A stage of unlimited concurrency thus shrinks by one permit per leaving item; see
-  /// effective_capacity(). Throws std::out_of_range outside 1..max_in_flight.
+  /// Sets how many items (1..max_in_flight) may be inside at once. A limiter_node's threshold is fixed, so
+  /// the stage holds back max_in_flight - capacity permits with negative decrements. Growing takes effect at
+  /// once. Shrinking cannot evict items, and a limiter caps its count at its threshold, silently losing the
+  /// part of a negative decrement beyond its free permits; so the stage holds back at once only the permits
+  /// no item can be holding (those above its concurrency) and takes the rest from items as they leave: until
+  /// then effective_capacity() items may be inside. A stage of unlimited concurrency can hold back none at
+  /// once, so its shrink completes only as items pass through: an idle one shrunk from 8 to 3 still takes a
+  /// burst of 8, and the first 5 of them to leave complete the shrink. Throws std::out_of_range outside
+  /// 1..max_in_flight.
   void set_capacity(std::size_t capacity) { permits_.set_capacity(capacity); }
 
   /// Items whose body threw.
