@@ -790,10 +790,12 @@ Scheduler::~Scheduler() {
   if (core_->running_inside_this()) {
     // Draining here would wait for this very task to end. Often the task's callable held the last reference
     // to the scheduler; a destructor cannot refuse, so end with the reason rather than hang without one.
-    logger()->critical(
+    const auto log = logger();
+    log->critical(
         "scheduler '{}' destroyed from one of its own tasks or on_final callbacks (did a task hold the last "
         "reference to it?): it would wait for itself forever; terminating",
         core_->options().name);
+    log->flush();  // an application's logger may buffer
     std::terminate();
   }
   core_->shutdown(ShutdownMode::drain);
