@@ -36,12 +36,14 @@
 #include <taskhive/plugin.hpp>
 
 #include "bytes_text.hpp"
+#include "regular_file.hpp"
 
 namespace {
 
 namespace plugin = taskhive::plugin;
 namespace fs = std::filesystem;
 using taskhive_samples::base64_encode;
+using taskhive_samples::open_regular_file;
 using taskhive_samples::printable;
 using taskhive_samples::valid_utf8;
 
@@ -55,6 +57,8 @@ class Fd {
       : path_(path), fd_(::open(path.c_str(), flags, mode)) {
     if (fd_ < 0) fail_errno(printable(path_));
   }
+  /// Takes `fd`, open on `path`, to close.
+  static Fd adopt(const std::string& path, int fd) { return Fd(Adopted{}, path, fd); }
   ~Fd() {
     if (fd_ >= 0) ::close(fd_);
   }
@@ -87,6 +91,9 @@ class Fd {
   }
 
  private:
+  struct Adopted {};
+  Fd(Adopted, const std::string& path, int fd) : path_(path), fd_(fd) {}
+
   std::string path_;
   int fd_;
 };
@@ -134,10 +141,14 @@ class Zstd {
     const fs::path output = fs::path(out_dir_) / (relative(path).native() + ".zst");
     fs::create_directories(output.parent_path());
 
-    // A name no other instance (nor run, short of the same pid) picks: instances run in parallel.
+    // A name no other instance (nor run, short of the same pid) picks: instances run in parallel. Short and
+    // of its own, not OUTPUT.tmp...: a name a few bytes under NAME_MAX would otherwise be refused here.
     static std::atomic<std::uint64_t> counter{0};
-    TempFile temp{output.native() + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(counter++)};
-    Fd src(path, O_RDONLY | O_CLOEXEC);
+    TempFile temp{(output.parent_path() /
+                   (".zst-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".tmp"))
+                      .native()};
+    Fd src =
+        Fd::adopt(path, open_regular_file(path));  // a FIFO in the file's place is refused, not waited on
     Fd dst(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
 
     check_zstd(ZSTD_CCtx_reset(cctx_.get(), ZSTD_reset_session_and_parameters), path);

@@ -30,10 +30,12 @@
 #include <taskhive/plugin.hpp>
 
 #include "bytes_text.hpp"
+#include "regular_file.hpp"
 
 namespace {
 
 namespace plugin = taskhive::plugin;
+using taskhive_samples::open_regular_file;
 using taskhive_samples::printable;
 
 // 128 KiB: large enough that the per-read cost vanishes next to hashing, small enough to stay in L2 with
@@ -74,12 +76,7 @@ class HashFile {
     if (path.empty()) path = in.metadata().get_or("path", "");
     if (path.empty()) throw std::runtime_error("the item names no file (no bytes, no \"path\")");
 
-    // O_NONBLOCK: a FIFO in place of the file must not block a worker; it is refused below.
-    FdCloser file{::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY)};
-    if (file.fd < 0) fail("cannot open", path, errno);
-    struct stat st {};
-    if (::fstat(file.fd, &st) != 0) fail("cannot stat", path, errno);
-    if (!S_ISREG(st.st_mode)) throw std::runtime_error(printable(path) + " is not a regular file");
+    FdCloser file{open_regular_file(path)};  // a FIFO in the file's place is refused, not waited on
     ::posix_fadvise(file.fd, 0, 0, POSIX_FADV_SEQUENTIAL);  // advice only: its failure changes nothing
 
     const auto [digest, size] = hash_fd(file.fd, path);

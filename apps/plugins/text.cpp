@@ -54,12 +54,14 @@
 
 #include "bytes_text.hpp"
 #include "decimal.hpp"
+#include "regular_file.hpp"
 
 namespace {
 
 namespace plugin = taskhive::plugin;
 using taskhive_samples::base64_decode;
 using taskhive_samples::base64_encode;
+using taskhive_samples::open_regular_file;
 using taskhive_samples::parse_decimal;
 using taskhive_samples::printable;
 using taskhive_samples::valid_utf8;
@@ -142,10 +144,8 @@ bool is_file(Input input, const plugin::Item& item) {
 
 class ReadFd {
  public:
-  explicit ReadFd(std::string path)
-      : path_(std::move(path)), fd_(::open(path_.c_str(), O_RDONLY | O_CLOEXEC)) {
-    if (fd_ < 0) fail_errno(printable(path_));
-  }
+  // A FIFO in the file's place is refused, not waited on (see open_regular_file).
+  explicit ReadFd(std::string path) : path_(std::move(path)), fd_(open_regular_file(path_)) {}
   ~ReadFd() { ::close(fd_); }
   ReadFd(const ReadFd&) = delete;
   ReadFd& operator=(const ReadFd&) = delete;
