@@ -175,7 +175,9 @@ class Walk {
     for (const auto& d : stack_)
       if (d.dev == st.st_dev && d.ino == st.st_ino)
         throw std::runtime_error("file system loop at " + printable(path) + ": not entered");
-    const int flags = O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC | (follow_ ? 0 : O_NOFOLLOW);
+    // The root is followed, as start() stat'ed it: a root that is a link to a directory is walked.
+    const int flags =
+        O_RDONLY | O_DIRECTORY | O_NONBLOCK | O_CLOEXEC | (follow_ || depth == 0 ? 0 : O_NOFOLLOW);
     const int fd = ::openat(parent_fd, name.c_str(), flags);
     if (fd < 0)
       throw std::runtime_error("cannot open directory " + printable(path) + ": " + errno_text(errno));
@@ -254,14 +256,67 @@ struct Remove {
   }
 };
 
+// What a recursive copy could not copy: how many entries, and why the first one failed.
+struct CopyFailures {
+  std::size_t count = 0;
+  std::string first;
+
+  void note(const std::filesystem::path& path, const std::string& why) {
+    if (count++ == 0) first = printable(path.native()) + ": " + why;
+  }
+};
+
+// Copies `from` to `to` as `cp -r` does: a directory with everything in it, merged into `to` if that exists;
+// a file's bytes, overwriting; a symbolic link as a link, not followed; a FIFO, device or socket made anew
+// (mknod: a device needs the privilege). An entry that fails is noted and the copy goes on with the rest.
+void copy_tree(const std::filesystem::path& from, const std::filesystem::path& to, CopyFailures& failures) {
+  namespace fs = std::filesystem;
+  std::error_code ec;
+  const auto type = fs::symlink_status(from, ec).type();
+  if (ec) return failures.note(from, ec.message());
+  switch (type) {
+    case fs::file_type::not_found:  // gone since its directory was read, or never there
+      return failures.note(from, errno_text(ENOENT));
+    case fs::file_type::directory: {
+      fs::create_directory(to, from, ec);  // its permissions from `from`; an existing directory is kept
+      if (ec) return failures.note(to, "cannot make the directory: " + ec.message());
+      fs::directory_iterator it(from, ec);
+      for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+        copy_tree(it->path(), to / it->path().filename(), failures);
+      }
+      if (ec) failures.note(from, "cannot read the directory: " + ec.message());
+      return;
+    }
+    case fs::file_type::regular:
+      fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
+      if (ec) failures.note(from, ec.message());
+      return;
+    default:
+      break;
+  }
+  // A link or a special file: made anew in place of whatever `to` is (not a directory: remove() refuses a
+  // non-empty one, and that failure is the entry's).
+  if (fs::symlink_status(to, ec).type() != fs::file_type::not_found && !fs::remove(to, ec) && ec)
+    return failures.note(to, "cannot replace it: " + ec.message());
+  if (type == fs::file_type::symlink) {
+    fs::copy_symlink(from, to, ec);
+    if (ec) failures.note(from, ec.message());
+    return;
+  }
+  struct stat st {};
+  if (::lstat(from.c_str(), &st) != 0) return failures.note(from, errno_text(errno));
+  if (::mknod(to.c_str(), st.st_mode, st.st_rdev) != 0)
+    failures.note(from, "cannot make " + printable(to.native()) + ": " + errno_text(errno));
+}
+
 struct Copy {
   static constexpr taskhive_param_decl parameters[] = {
       {"from", TASKHIVE_PARAM_STRING, 1, nullptr, "a file, or a directory copied with everything in it"},
       {"to", TASKHIVE_PARAM_STRING, 1, nullptr,
        "the destination; missing parent directories are made, existing files are overwritten"}};
 
-  // Symbolic links are copied as links, not followed. Parents of `to` are made (like install -D), so a
-  // workflow can copy into a work directory that does not exist yet.
+  // As cp -r (see copy_tree); parents of `to` are made (like install -D), so a workflow can copy into a work
+  // directory that does not exist yet. A file copied onto an existing directory goes inside it, as cp's does.
   static void run(const plugin::Params& params) {
     const std::string from = params.get_or("from", "");
     const std::string to = params.get_or("to", "");
@@ -284,13 +339,18 @@ struct Copy {
     if (ec)
       throw std::runtime_error("cannot make the directory " + printable(fs::path(to).parent_path().string()) +
                                ": " + ec.message());
-    fs::copy(
-        from, to,
-        fs::copy_options::overwrite_existing | fs::copy_options::recursive | fs::copy_options::copy_symlinks,
-        ec);
-    if (ec)
+    fs::path target = to;
+    if (fs::symlink_status(from, ec).type() != fs::file_type::directory && fs::is_directory(to, ec))
+      target /= fs::path(from).filename();
+    CopyFailures failures;
+    copy_tree(from, target, failures);
+    if (failures.count == 1)
       throw std::runtime_error("cannot copy " + printable(from) + " to " + printable(to) + ": " +
-                               ec.message());
+                               failures.first);
+    if (failures.count > 1)
+      throw std::runtime_error("cannot copy " + std::to_string(failures.count) + " entries of " +
+                               printable(from) + " to " + printable(to) +
+                               " (the rest was copied); the first: " + failures.first);
   }
 };
 

@@ -5,7 +5,8 @@
 # '\r' stays part of the line, as for grep), colons in lines, a line longer than text.grep's 256 KiB chunk,
 # and a 3 MB file whose matches fall on every side of the chunk boundaries (line numbers counted across
 # chunks). Patterns: a plain word, an anchored and an alternation pattern (against grep -E), a literal with
-# regex characters (grep -F), -i. Also text.lines then text.grep on line items, and a pattern RE2 refuses.
+# regex characters (grep -F), -i; a root that is a symbolic link. Also text.lines then text.grep on line
+# items, and a pattern RE2 refuses.
 #   grep_tree_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/sample_env.sh" "$@" -- fs text
@@ -49,6 +50,15 @@ check anchored -E '^foo|foo$' -- --var pattern='^foo|foo$'
 check alternation -E 'gamma|upper|b(a|e)r' -- --var pattern='gamma|upper|b(a|e)r'
 check fixed -F 'a+b(c)' -- --var pattern='a+b(c)' --var fixed=true
 check ignore_case -i foo -- --var pattern=foo --var ignore_case=true
+
+# A root that is a symbolic link to the tree is walked, as grep -r walks a link named on its command line.
+ln -s "$root" "$work/tree-link"
+grep -rn foo "$work/tree-link" | sort >"$work/link.want"
+"$taskhive" run "$configs/grep-tree.yaml" --var plugin_dir="$work/plugins" --var root="$work/tree-link" \
+  --var pattern=foo --var out="$work/link.out" 2>"$work/link.err" ||
+  { cat "$work/link.err" >&2; fail "a symlinked root: run failed"; }
+sort "$work/link.out" | cmp -s "$work/link.want" - || fail "a symlinked root differs from grep -rn"
+echo "ok: a symlinked root"
 
 # The walk's order by default: the same output, in the same order, every run.
 "$taskhive" run "$configs/grep-tree.yaml" --var plugin_dir="$work/plugins" --var root="$root" \

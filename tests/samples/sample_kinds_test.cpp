@@ -9,10 +9,13 @@
 #include <cstdint>
 #include <filesystem>
 #include <fstream>
+#include <iterator>
 #include <map>
 #include <sstream>
 #include <string>
 #include <vector>
+
+#include <sys/stat.h>
 
 #include <taskhive/plugin_abi.h>
 #include <nlohmann/json.hpp>
@@ -117,6 +120,25 @@ void write_file(const fs::path& path, const std::string& content) {
   std::ofstream(path, std::ios::binary) << content;
 }
 
+int32_t ignore_emit(void*, const taskhive_item*) {
+  return TASKHIVE_OK;
+}
+
+// Runs one file item naming `path` through `kind`, created with `params`; returns the item's error ("" if
+// none).
+std::string process_file_item(const taskhive_stage_kind& kind, const std::vector<taskhive_kv>& params,
+                              const std::string& path) {
+  void* instance = nullptr;
+  taskhive_error error{};
+  REQUIRE(kind.create(params.data(), params.size(), &instance, &error) == TASKHIVE_OK);
+  const taskhive_kv metadata[] = {{"path", path.c_str()}};
+  const taskhive_item item{reinterpret_cast<const uint8_t*>(path.data()), path.size(), metadata, 1};
+  const auto status = kind.process(instance, &item, &ignore_emit, nullptr, &error);
+  const std::string message = status == TASKHIVE_OK ? "" : std::string(error.message);
+  kind.destroy(instance);
+  return message;
+}
+
 }  // namespace
 
 TEST_CASE("text.grep reads a file to its end whatever size the walk saw", "[samples][text]") {
@@ -216,6 +238,74 @@ TEST_CASE("out.jsonl writes the keys in numbers as JSON numbers only when they a
     CHECK(lines[i]["n"] == values[i]);
   }
   for (const auto& line : lines) CHECK(line["other"] == "5");  // not in numbers: a string, as before
+}
+
+TEST_CASE("a FIFO in place of a listed file is refused, not waited on", "[samples]") {
+  // The walk listed a regular file; by the time a stage opened it, it was a FIFO. open() of a FIFO waits for
+  // a writer: text and compress waited for ever (a Ctrl-C too); the test's timeout is the failure then.
+  taskhive::test::TempDir work;
+  const std::string fifo = (work / "was-a-file.txt").string();
+  REQUIRE(::mkfifo(fifo.c_str(), 0600) == 0);
+  const std::string out_dir = (work / "out").string();
+  struct Case {
+    std::string plugin, kind;
+    std::vector<taskhive_kv> params;
+  };
+  const std::vector<Case> cases = {
+      {"text", "grep", {{"pattern", "x"}}},
+      {"text", "lines", {}},
+      {"text", "words", {}},
+      {"hash", "file", {}},
+      {"compress", "zstd", {{"out_dir", out_dir.c_str()}}},
+  };
+  for (const auto& c : cases) {
+    INFO(c.plugin << "." << c.kind);
+    SampleKind kind(c.plugin, c.kind);
+    CHECK_THAT(process_file_item(*kind, c.params, fifo),
+               Catch::EndsWith("was-a-file.txt is not a regular file"));
+  }
+}
+
+TEST_CASE("compress.zstd writes an output whose name is a few bytes under NAME_MAX", "[samples][compress]") {
+  // Its temporary file was OUTPUT.zst.tmp.PID.N, which passed NAME_MAX (255) before OUTPUT.zst did.
+  SampleKind zstd("compress", "zstd");
+  taskhive::test::TempDir work;
+  const std::string name = std::string(247, 'a') + ".log";  // 251 bytes; with .zst, 255
+  fs::create_directories(work / "logs");
+  write_file(work / "logs" / name, "a line\n");
+  const std::string out_dir = (work / "out").string(), root = (work / "logs").string();
+  CHECK(process_file_item(*zstd, {{"out_dir", out_dir.c_str()}, {"root", root.c_str()}},
+                          (work / "logs" / name).string()) == "");
+  CHECK(fs::is_regular_file(work / "out" / (name + ".zst")));
+  CHECK(std::distance(fs::directory_iterator(work / "out"), fs::directory_iterator()) == 1);  // no temp left
+}
+
+TEST_CASE("fs.copy copies FIFOs as FIFOs and goes on past an entry it cannot copy", "[samples][fs]") {
+  // std::filesystem::copy stopped at a FIFO with "Invalid argument", naming neither it nor what was left.
+  SampleKind copy("fs", "copy");
+  taskhive::test::TempDir work;
+  fs::create_directories(work / "tree" / "d");
+  write_file(work / "tree" / "zz", "zz\n");
+  write_file(work / "tree" / "d" / "f", "f\n");
+  REQUIRE(::mkfifo((work / "tree" / "d" / "zfifo").c_str(), 0600) == 0);
+  fs::create_symlink("f", work / "tree" / "d" / "link");
+  const std::string from = (work / "tree").string(), to = (work / "snap").string();
+  const taskhive_kv params[] = {{"from", from.c_str()}, {"to", to.c_str()}};
+  taskhive_error error{};
+  REQUIRE(copy->run(params, 2, &error) == TASKHIVE_OK);
+  CHECK(fs::is_regular_file(work / "snap" / "zz"));
+  CHECK(fs::is_regular_file(work / "snap" / "d" / "f"));
+  CHECK(fs::is_fifo(fs::symlink_status(work / "snap" / "d" / "zfifo")));
+  CHECK(fs::read_symlink(work / "snap" / "d" / "link") == "f");
+
+  // An entry that cannot be copied (a file where a directory must go) is named; the rest is still copied.
+  const std::string to2 = (work / "snap2").string();
+  fs::create_directories(work / "snap2");
+  write_file(work / "snap2" / "d", "in the way\n");
+  const taskhive_kv params2[] = {{"from", from.c_str()}, {"to", to2.c_str()}};
+  CHECK(copy->run(params2, 2, &error) != TASKHIVE_OK);
+  CHECK_THAT(std::string(error.message), Catch::Contains("snap2/d: cannot make the directory"));
+  CHECK(fs::is_regular_file(work / "snap2" / "zz"));
 }
 
 TEST_CASE("fs.copy refuses to copy a directory into itself and copies nothing", "[samples][fs]") {
