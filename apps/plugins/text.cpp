@@ -287,11 +287,32 @@ class Grep {
     options.set_literal(params.get_or("fixed", "false") == "true");
     options.set_case_sensitive(params.get_or("ignore_case", "false") != "true");
     options.set_log_errors(false);
-    const std::string pattern = params.get_or("pattern", "");
+    std::string pattern = params.get_or("pattern", "");
+    if (pattern.find('\n') != std::string::npos) {
+      // As grep: lines never hold a newline, so one in the pattern separates patterns, any of which matches
+      // (an empty one matches every line). Without this the pattern could never match, and silently did not.
+      pattern = any_of_lines(pattern, options.literal());
+      options.set_literal(false);
+    }
     re_ = std::make_unique<RE2>(pattern, options);
     if (!re_->ok()) throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "bad pattern: " + re_->error());
     if (options.case_sensitive() && !pattern.empty() && is_plain_word(pattern, options.literal()))
       literal_ = pattern;
+  }
+
+  // "a\nb" as the alternation (a)|(b); fixed strings are quoted first.
+  static std::string any_of_lines(const std::string& patterns, bool fixed) {
+    std::string alternation;
+    std::size_t start = 0;
+    for (;;) {
+      const auto end = patterns.find('\n', start);
+      const std::string one =
+          patterns.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      if (start > 0) alternation += '|';
+      alternation += "(" + (fixed ? RE2::QuoteMeta(one) : one) + ")";
+      if (end == std::string::npos) return alternation;
+      start = end + 1;
+    }
   }
 
   void process(const plugin::Item& in, plugin::Emitter& emit) {

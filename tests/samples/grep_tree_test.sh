@@ -5,7 +5,7 @@
 # '\r' stays part of the line, as for grep), colons in lines, a line longer than text.grep's 256 KiB chunk,
 # and a 3 MB file whose matches fall on every side of the chunk boundaries (line numbers counted across
 # chunks). Patterns: a plain word, an anchored and an alternation pattern (against grep -E), a literal with
-# regex characters (grep -F), -i; a root that is a symbolic link. Also text.lines then text.grep on line
+# regex characters (grep -F), -i, several patterns on lines of their own; a root that is a symbolic link. Also text.lines then text.grep on line
 # items, and a pattern RE2 refuses.
 #   grep_tree_test.sh TASKHIVE PLUGIN_DIR CONFIG_DIR
 set -euo pipefail
@@ -50,6 +50,9 @@ check anchored -E '^foo|foo$' -- --var pattern='^foo|foo$'
 check alternation -E 'gamma|upper|b(a|e)r' -- --var pattern='gamma|upper|b(a|e)r'
 check fixed -F 'a+b(c)' -- --var pattern='a+b(c)' --var fixed=true
 check ignore_case -i foo -- --var pattern=foo --var ignore_case=true
+# A newline separates patterns, as for grep: a line matching any of them matches.
+check several -E -e foo -e 'gamma|upper' -- --var pattern=$'foo\ngamma|upper'
+check several_fixed -F -e 'a+b(c)' -e upper -- --var pattern=$'a+b(c)\nupper' --var fixed=true
 
 # A root that is a symbolic link to the tree is walked, as grep -r walks a link named on its command line.
 ln -s "$root" "$work/tree-link"
