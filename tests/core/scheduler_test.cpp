@@ -17,7 +17,9 @@
 #include <utility>
 #include <vector>
 
+#include <oneapi/tbb/parallel_for.h>
 #include <oneapi/tbb/task.h>
+#include <oneapi/tbb/task_arena.h>
 
 #include "support/gate.hpp"
 #include "taskhive/scheduler.hpp"
@@ -390,42 +392,47 @@ TEST_CASE("the running gauge counts attempts inside their callable", "[scheduler
   CHECK(m.run_time.count == 3);
 }
 
+namespace {
+/// Resumes suspended tasks (tbb::task::suspend) from a thread of its own, in the order they suspended.
+struct Resumer {
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::deque<tbb::task::suspend_point> points;
+  bool stop = false;
+  std::thread thread{[this] {
+    std::unique_lock lock(mutex);
+    for (;;) {
+      cv.wait(lock, [&] { return stop || !points.empty(); });
+      if (points.empty()) return;
+      const auto point = points.front();
+      points.pop_front();
+      lock.unlock();
+      tbb::task::resume(point);
+      lock.lock();
+    }
+  }};
+  void add(tbb::task::suspend_point point) {
+    std::lock_guard lock(mutex);
+    points.push_back(point);
+    cv.notify_one();
+  }
+  ~Resumer() {
+    {
+      std::lock_guard lock(mutex);
+      stop = true;
+      cv.notify_one();
+    }
+    thread.join();
+  }
+};
+}  // namespace
+
 TEST_CASE("metrics count every run when tasks suspend and resume on another thread", "[scheduler][metrics]") {
   // tbb::task::suspend lets a task resume on another thread while the thread it left runs other drainers;
   // the per-slot tallies must follow the task, not the drainer it started in. Whether a task migrates is up
   // to oneTBB (hundreds of the 12500 do here), so this guards the counts rather than forcing the
   // interleaving.
-  struct Resumer {
-    std::mutex mutex;
-    std::condition_variable cv;
-    std::deque<tbb::task::suspend_point> points;
-    bool stop = false;
-    std::thread thread{[this] {
-      std::unique_lock lock(mutex);
-      for (;;) {
-        cv.wait(lock, [&] { return stop || !points.empty(); });
-        if (points.empty()) return;
-        const auto point = points.front();
-        points.pop_front();
-        lock.unlock();
-        tbb::task::resume(point);
-        lock.lock();
-      }
-    }};
-    void add(tbb::task::suspend_point point) {
-      std::lock_guard lock(mutex);
-      points.push_back(point);
-      cv.notify_one();
-    }
-    ~Resumer() {
-      {
-        std::lock_guard lock(mutex);
-        stop = true;
-        cv.notify_one();
-      }
-      thread.join();
-    }
-  } resumer;
+  Resumer resumer;
   Scheduler scheduler({.workers = 2});
   constexpr int kTasks = 100'000;
   std::atomic<std::uint64_t> runs{0};
@@ -442,6 +449,43 @@ TEST_CASE("metrics count every run when tasks suspend and resume on another thre
   CHECK(m.queue_wait.count == runs.load());
   CHECK(m.run_time.count == runs.load());
   CHECK(m.running == 0);
+}
+
+TEST_CASE("tasks that suspend: wait_idle() is refused inside them and only there", "[scheduler][shutdown]") {
+  // The check follows the task's own context, not a thread-local marker, which a task that suspends leaves
+  // behind on a thread that goes on to other work (or never sets on the thread it resumes on).
+  Resumer resumer;
+  Scheduler scheduler({.workers = 2, .name = "suspends"});
+  constexpr int kTasks = 20'000;
+  std::atomic<int> refused{0}, returned{0};
+  for (int i = 0; i < kTasks; ++i) {
+    scheduler.submit([&, i] {
+      if (i % 8 != 0) return;
+      tbb::task::suspend([&](tbb::task::suspend_point point) { resumer.add(point); });
+      try {
+        scheduler.wait_idle();
+        ++returned;
+      } catch (const std::logic_error&) {
+        ++refused;
+      }
+    });
+  }
+  scheduler.wait_idle();
+  CHECK(refused.load() == kTasks / 8);
+  CHECK(returned.load() == 0);
+  // The scheduler is idle: the threads that ran its tasks, now running other oneTBB work, may wait for it.
+  std::atomic<int> refused_after{0};
+  tbb::task_arena other(3);
+  other.execute([&] {
+    tbb::parallel_for(0, 300, [&](int) {
+      try {
+        scheduler.wait_idle();
+      } catch (const std::logic_error&) {
+        ++refused_after;
+      }
+    });
+  });
+  CHECK(refused_after.load() == 0);
 }
 
 TEST_CASE("submit_for waits for room up to its timeout", "[scheduler][capacity]") {

@@ -174,6 +174,7 @@ TEST_CASE("limits stay within their minimum and maximum", "[adaptive]") {
     CHECK_THROWS_AS(Gradient2Limit({.min_limit = nan}), std::invalid_argument);
     CHECK_THROWS_AS(Gradient2Limit({.tolerance = nan}), std::invalid_argument);
     CHECK_THROWS_AS(Gradient2Limit({.tolerance = 0}), std::invalid_argument);
+    CHECK_THROWS_AS(AimdLimit({.backoff_ratio = nan}), std::invalid_argument);
     // No warm-up would start the baseline at 0 and read constant latency as a rise.
     CHECK_THROWS_WITH(Gradient2Limit({.warmup_windows = 0}),
                       Catch::Contains("warmup_windows must be at least 1"));
@@ -184,9 +185,13 @@ TEST_CASE("limits stay within their minimum and maximum", "[adaptive]") {
     CHECK(aimd.update({.rtt = 1ms, .in_flight = kMax}) == kMax);
     CHECK(aimd.update({.rtt = 1ms, .in_flight = kMax}) == kMax);  // used to wrap to 0
   }
-  SECTION("Gradient2 limits beyond SIZE_MAX read as SIZE_MAX") {
+  SECTION("Gradient2 limits beyond SIZE_MAX read as SIZE_MAX, latencies beyond INT64_MAX ns as the maximum") {
     CHECK(Gradient2Limit({.initial_limit = 1e20, .max_limit = 1e20}).limit() ==
           std::numeric_limits<std::size_t>::max());
+    Gradient2Limit slow({.short_window = 1});
+    slow.update({.rtt = std::chrono::nanoseconds::max(), .in_flight = 1});
+    CHECK(slow.short_rtt() == std::chrono::nanoseconds::max());  // it read INT64_MIN
+    CHECK(slow.long_rtt() == std::chrono::nanoseconds::max());
   }
   SECTION("a NaN from queue_allowance leaves Gradient2's limit where it was") {
     int calls = 0;

@@ -19,6 +19,8 @@ struct RetryPolicy {
   std::int32_t max_retries = 0;
   std::chrono::nanoseconds initial_delay = std::chrono::milliseconds(100);
   double multiplier = 2.0;
+  /// shutdown(ShutdownMode::drain) and the destructor wait for pending retries: a max_delay of hours holds
+  /// them up that long (nanoseconds::max(): for ever); ShutdownMode::cancel ends retry-waiting tasks at once.
   std::chrono::nanoseconds max_delay = std::chrono::seconds(30);
   /// With jitter off, the delay is exactly the capped exponential (useful in tests).
   bool jitter = true;

@@ -163,7 +163,7 @@ class TaskHandle {
   std::string error() const;
   /// For a rejected task, why, as a value to branch on; RejectReason::none for every other task.
   RejectReason reject_reason() const;
-  /// The exception thrown by the last failed attempt, or nullptr.
+  /// The exception thrown by the last failed attempt of a task that did not succeed, or nullptr.
   std::exception_ptr exception() const;
 
   /// When the task was submitted, last queued, last started and finished; nullopt for what has not happened.

@@ -1,6 +1,7 @@
 #include "taskhive/scheduler.hpp"
 
 #include <algorithm>
+#include <cstdio>
 #include <exception>
 #include <limits>
 #include <random>
@@ -10,6 +11,7 @@
 
 #include <fmt/format.h>
 #include <oneapi/tbb/scalable_allocator.h>
+#include <spdlog/async_logger.h>
 
 #include "group_state.hpp"
 #include "scheduler_core.hpp"
@@ -33,9 +35,9 @@ constexpr int kDrainerBatch = 256;
 // Tombstones (entries of cancelled tasks) tolerated in the queue before it is rebuilt without them.
 constexpr std::int64_t kPurgeThreshold = 4096;
 
-// The scheduler whose tasks (a drainer) or on_final callback this thread is running, if any. shutdown(),
-// wait_idle() and the destructor wait for every task to end, this one included: called from here they would
-// wait for themselves forever, so they refuse instead.
+// The scheduler that this thread is ending a task of (finish(): the callable's destructor, on_final), if
+// any; see SchedulerCore::running_inside_this(). Set only around code that cannot suspend the task
+// (tbb::task::suspend), so that it never outlives its scope on a thread that left the task's stack.
 thread_local const SchedulerCore* running_inside = nullptr;
 
 class InsideScope {
@@ -117,7 +119,14 @@ SchedulerCore::~SchedulerCore() {
 }
 
 bool SchedulerCore::running_inside_this() const noexcept {
-  return running_inside == this;
+  // No task in flight: nothing to wait for, so nothing to refuse, whatever the markers say.
+  if (flow_.in_flight.get() == 0) return false;
+  if (running_inside == this) return true;
+  // A task's callable runs in a drainer, a task of drainers_group_: the context follows the task's stack,
+  // also across tbb::task::suspend, where a thread-local marker would be left behind. (A call from a nested
+  // parallel algorithm inside the task has that algorithm's context and is not recognised.)
+  const auto* drainer = drainer_context_.load(std::memory_order_acquire);
+  return drainer != nullptr && tbb::task::current_context() == drainer;
 }
 
 void SchedulerCore::refuse_inside(std::string_view call) const {
@@ -283,9 +292,9 @@ void SchedulerCore::notify_final(TaskRecord& record) noexcept {
   if (!record.extras || !record.extras->on_final) return;
   // Moved out first: the callback often captures what owns this record's handle, and dropping it right after
   // the call breaks that cycle.
+  InsideScope inside(this);  // before the callback, which may own the last reference to the scheduler
   const auto callback = std::move(record.extras->on_final);
   record.extras->on_final = nullptr;
-  InsideScope inside(this);
   try {
     // Whoever finishes a task holds a reference to its record, so the weak one still locks.
     callback(TaskHandle(record.extras->self.lock()));
@@ -409,7 +418,8 @@ WorkerTally* SchedulerCore::this_worker_tally() noexcept {
 
 void SchedulerCore::drain() noexcept {
   name_this_worker();
-  InsideScope inside(this);
+  if (drainer_context_.load(std::memory_order_relaxed) == nullptr)
+    drainer_context_.store(tbb::task::current_context(), std::memory_order_release);
   int budget = kDrainerBatch;
   for (;;) {
     QueueEntry entry;
@@ -694,6 +704,8 @@ void SchedulerCore::cancel_all() {
 
 void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::exception_ptr error,
                            std::string message, std::int64_t now, WorkerTally* tally) noexcept {
+  // Off the workers too (cancel(), the timer): dropping the callable may destroy the scheduler.
+  InsideScope inside(this);
   if (final_state != TaskState::succeeded) {
     if (!error && record.failure) error = record.failure->exception;  // what made it retry, if it did
     if (message.empty()) message = describe(error);
@@ -790,12 +802,16 @@ Scheduler::~Scheduler() {
   if (core_->running_inside_this()) {
     // Draining here would wait for this very task to end. Often the task's callable held the last reference
     // to the scheduler; a destructor cannot refuse, so end with the reason rather than hang without one.
-    const auto log = logger();
-    log->critical(
+    const auto reason = fmt::format(
         "scheduler '{}' destroyed from one of its own tasks or on_final callbacks (did a task hold the last "
         "reference to it?): it would wait for itself forever; terminating",
         core_->options().name);
+    const auto log = logger();
+    log->critical(reason);
     log->flush();  // an application's logger may buffer
+    // An asynchronous logger's flush only queues the flush, which terminate() then cuts short.
+    if (dynamic_cast<spdlog::async_logger*>(log.get()) != nullptr)
+      std::fprintf(stderr, "%s\n", reason.c_str());
     std::terminate();
   }
   core_->shutdown(ShutdownMode::drain);

@@ -12,6 +12,7 @@
 #include <unordered_map>
 
 #include <oneapi/tbb/concurrent_priority_queue.h>
+#include <oneapi/tbb/task.h>
 #include <oneapi/tbb/task_arena.h>
 #include <oneapi/tbb/task_group.h>
 
@@ -151,6 +152,8 @@ class SchedulerCore {
   WorkerReservation reservation_;
   tbb::task_arena arena_;
   tbb::task_group drainers_group_;
+  // drainers_group_'s context, as the first drainer finds it: what a task's code runs under.
+  std::atomic<const tbb::task_group_context*> drainer_context_{nullptr};
   Clock::SubscriptionId clock_subscription_ = 0;
 
   tbb::concurrent_priority_queue<QueueEntry, RunsLater> queue_;

@@ -23,6 +23,13 @@ std::size_t round_limit(double limit) noexcept {
   return static_cast<std::size_t>(std::max(1.0, floored));
 }
 
+// Saturating: a mean of samples near nanoseconds::max() reaches 2^63 as a double, which does not convert.
+std::chrono::nanoseconds to_duration(double ns) noexcept {
+  constexpr double kLargest = 9.2233720368547748e18;  // the largest double below 2^63
+  if (!(ns < kLargest)) return std::chrono::nanoseconds::max();
+  return std::chrono::nanoseconds(static_cast<std::int64_t>(ns));
+}
+
 void raise_to(std::atomic<std::int64_t>& target, std::int64_t value) noexcept {
   auto current = target.load(std::memory_order_relaxed);
   while (value > current && !target.compare_exchange_weak(current, value, std::memory_order_relaxed)) {
@@ -59,11 +66,11 @@ std::size_t Gradient2Limit::limit() const {
 }
 
 std::chrono::nanoseconds Gradient2Limit::long_rtt() const noexcept {
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(long_rtt_ns_));
+  return to_duration(long_rtt_ns_);
 }
 
 std::chrono::nanoseconds Gradient2Limit::short_rtt() const noexcept {
-  return std::chrono::nanoseconds(static_cast<std::int64_t>(short_rtt_ns_));
+  return to_duration(short_rtt_ns_);
 }
 
 std::size_t Gradient2Limit::update(const LimitSample& sample) {
@@ -112,7 +119,7 @@ std::size_t Gradient2Limit::update(const LimitSample& sample) {
 AimdLimit::AimdLimit(AimdConfig config) : config_(config) {
   if (config_.min_limit < 1 || config_.max_limit < config_.min_limit)
     throw std::invalid_argument("AimdLimit: need 1 <= min_limit <= max_limit");
-  if (config_.backoff_ratio <= 0 || config_.backoff_ratio >= 1)
+  if (!(config_.backoff_ratio > 0 && config_.backoff_ratio < 1))  // NaN fails too
     throw std::invalid_argument("AimdLimit: backoff_ratio must be in (0, 1)");
   limit_ = std::clamp(config_.initial_limit, config_.min_limit, config_.max_limit);
 }
