@@ -266,46 +266,100 @@ struct CopyFailures {
   }
 };
 
-// Copies `from` to `to` as `cp -r` does: a directory with everything in it, merged into `to` if that exists;
-// a file's bytes, overwriting; a symbolic link as a link, not followed; a FIFO, device or socket made anew
-// (mknod: a device needs the privilege). An entry that fails is noted and the copy goes on with the rest.
+// Copies a regular file's bytes to `to`, as cp does: a new file gets the source's permission bits less the
+// umask (never setuid, setgid or sticky), an existing one keeps its mode. Never writes through a symbolic
+// link in the destination: a link there is replaced (O_NOFOLLOW refuses it, it is removed, the open is
+// retried).
+void copy_file_bytes(const std::filesystem::path& from, const std::filesystem::path& to, mode_t mode,
+                     CopyFailures& failures) {
+  const int src = ::open(from.c_str(), O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+  if (src < 0) return failures.note(from, errno_text(errno));
+  struct stat st {};
+  if (::fstat(src, &st) != 0 || !S_ISREG(st.st_mode)) {
+    const int err = errno;
+    ::close(src);
+    return failures.note(from, S_ISREG(st.st_mode) ? errno_text(err) : "no longer a regular file");
+  }
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+  int dst = ::open(to.c_str(), flags, mode & 0777);
+  if (dst < 0 && errno == ELOOP && ::unlink(to.c_str()) == 0) dst = ::open(to.c_str(), flags, mode & 0777);
+  if (dst < 0) {
+    const int err = errno;
+    ::close(src);
+    return failures.note(to, errno_text(err));
+  }
+  std::vector<char> buffer(128 * 1024);
+  int err = 0;
+  for (;;) {
+    const ssize_t n = ::read(src, buffer.data(), buffer.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      if (n < 0) err = errno;
+      break;
+    }
+    for (ssize_t done = 0; done < n && err == 0;) {
+      const ssize_t w = ::write(dst, buffer.data() + done, static_cast<std::size_t>(n - done));
+      if (w < 0 && errno != EINTR) err = errno;
+      if (w > 0) done += w;
+    }
+    if (err != 0) break;
+  }
+  ::close(src);
+  if (::close(dst) != 0 && err == 0) err = errno;
+  if (err != 0) failures.note(to, errno_text(err));
+}
+
+// Copies `from` to `to` as `cp -r` does, with one difference: a directory is copied INTO an existing `to`
+// (merged, as `cp -rT`), not below it. A directory's entries are copied, recursively; a file's bytes (see
+// copy_file_bytes); a symbolic link as a link, not followed; a FIFO, device or socket made anew (mknod: a
+// device needs the privilege). As cp, it refuses to put a directory where a non-directory is (a symbolic
+// link to a directory included: it never copies through a link out of `to`) and a non-directory where a
+// directory is. An entry that fails is noted and the copy goes on with the rest.
 void copy_tree(const std::filesystem::path& from, const std::filesystem::path& to, CopyFailures& failures) {
   namespace fs = std::filesystem;
-  std::error_code ec;
-  const auto type = fs::symlink_status(from, ec).type();
-  if (ec) return failures.note(from, ec.message());
-  switch (type) {
-    case fs::file_type::not_found:  // gone since its directory was read, or never there
-      return failures.note(from, errno_text(ENOENT));
-    case fs::file_type::directory: {
-      fs::create_directory(to, from, ec);  // its permissions from `from`; an existing directory is kept
-      if (ec) return failures.note(to, "cannot make the directory: " + ec.message());
-      fs::directory_iterator it(from, ec);
-      for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
-        copy_tree(it->path(), to / it->path().filename(), failures);
-      }
-      if (ec) failures.note(from, "cannot read the directory: " + ec.message());
-      return;
+  struct stat source {};
+  if (::lstat(from.c_str(), &source) != 0) return failures.note(from, errno_text(errno));
+  struct stat target {};
+  const bool exists = ::lstat(to.c_str(), &target) == 0;
+  if (!exists && errno != ENOENT) return failures.note(to, errno_text(errno));
+  if (S_ISDIR(source.st_mode)) {
+    if (exists && !S_ISDIR(target.st_mode))
+      return failures.note(to, "cannot overwrite a non-directory with a directory");
+    // A new directory is made writable by us while it is filled (its source may be read-only), then given
+    // the source's permission bits less the umask, as cp does; an existing one keeps its mode.
+    mode_t final_mode = 0;
+    if (!exists) {
+      if (::mkdir(to.c_str(), source.st_mode & 0777) != 0)
+        return failures.note(to, "cannot make the directory: " + errno_text(errno));
+      struct stat made {};
+      if (::stat(to.c_str(), &made) == 0) final_mode = made.st_mode & 07777;
+      if ((final_mode & S_IRWXU) != S_IRWXU) ::chmod(to.c_str(), final_mode | S_IRWXU);
     }
-    case fs::file_type::regular:
-      fs::copy_file(from, to, fs::copy_options::overwrite_existing, ec);
-      if (ec) failures.note(from, ec.message());
-      return;
-    default:
-      break;
+    std::error_code ec;
+    fs::directory_iterator it(from, ec);
+    for (; !ec && it != fs::directory_iterator(); it.increment(ec)) {
+      copy_tree(it->path(), to / it->path().filename(), failures);
+    }
+    if (ec) failures.note(from, "cannot read the directory: " + ec.message());
+    if (!exists && (final_mode & S_IRWXU) != S_IRWXU && ::chmod(to.c_str(), final_mode) != 0)
+      failures.note(to, "cannot set its mode: " + errno_text(errno));
+    return;
   }
-  // A link or a special file: made anew in place of whatever `to` is (not a directory: remove() refuses a
-  // non-empty one, and that failure is the entry's).
-  if (fs::symlink_status(to, ec).type() != fs::file_type::not_found && !fs::remove(to, ec) && ec)
-    return failures.note(to, "cannot replace it: " + ec.message());
-  if (type == fs::file_type::symlink) {
+  if (exists && S_ISDIR(target.st_mode))
+    return failures.note(to, "cannot overwrite a directory with a non-directory");
+  if (exists && target.st_dev == source.st_dev && target.st_ino == source.st_ino)
+    return failures.note(to, "is the same file as " + printable(from.native()));  // O_TRUNC would empty it
+  if (S_ISREG(source.st_mode)) return copy_file_bytes(from, to, source.st_mode, failures);
+  // A link or a special file: made anew in place of whatever non-directory `to` is.
+  if (exists && ::unlink(to.c_str()) != 0)
+    return failures.note(to, "cannot replace it: " + errno_text(errno));
+  if (S_ISLNK(source.st_mode)) {
+    std::error_code ec;
     fs::copy_symlink(from, to, ec);
     if (ec) failures.note(from, ec.message());
     return;
   }
-  struct stat st {};
-  if (::lstat(from.c_str(), &st) != 0) return failures.note(from, errno_text(errno));
-  if (::mknod(to.c_str(), st.st_mode, st.st_rdev) != 0)
+  if (::mknod(to.c_str(), source.st_mode & ~static_cast<mode_t>(S_ISUID | S_ISGID), source.st_rdev) != 0)
     failures.note(from, "cannot make " + printable(to.native()) + ": " + errno_text(errno));
 }
 
@@ -315,8 +369,9 @@ struct Copy {
       {"to", TASKHIVE_PARAM_STRING, 1, nullptr,
        "the destination; missing parent directories are made, existing files are overwritten"}};
 
-  // As cp -r (see copy_tree); parents of `to` are made (like install -D), so a workflow can copy into a work
-  // directory that does not exist yet. A file copied onto an existing directory goes inside it, as cp's does.
+  // As cp -r, except that a directory is merged into an existing `to` (see copy_tree); parents of `to` are
+  // made (like install -D), so a workflow can copy into a work directory that does not exist yet. A file
+  // copied onto an existing directory goes inside it, as cp's does.
   static void run(const plugin::Params& params) {
     const std::string from = params.get_or("from", "");
     const std::string to = params.get_or("to", "");
@@ -324,6 +379,8 @@ struct Copy {
       throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM, "from and to are required");
     namespace fs = std::filesystem;
     std::error_code ec;
+    if (struct stat st{}; ::lstat(from.c_str(), &st) != 0)  // before anything of `to` is made
+      throw std::runtime_error("cannot copy " + printable(from) + ": " + errno_text(errno));
     // As cp does: copying a directory into itself would copy the copy as it grows, until the names get too
     // long, and leave every level behind.
     if (fs::symlink_status(from, ec).type() == fs::file_type::directory) {  // a link is copied as a link
@@ -340,7 +397,9 @@ struct Copy {
       throw std::runtime_error("cannot make the directory " + printable(fs::path(to).parent_path().string()) +
                                ": " + ec.message());
     fs::path target = to;
-    if (fs::symlink_status(from, ec).type() != fs::file_type::directory && fs::is_directory(to, ec))
+    // A file (or link) onto an existing directory goes inside it; `to` itself is not followed if a link.
+    if (fs::symlink_status(from, ec).type() != fs::file_type::directory &&
+        fs::symlink_status(to, ec).type() == fs::file_type::directory)
       target /= fs::path(from).filename();
     CopyFailures failures;
     copy_tree(from, target, failures);

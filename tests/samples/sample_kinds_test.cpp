@@ -304,8 +304,52 @@ TEST_CASE("fs.copy copies FIFOs as FIFOs and goes on past an entry it cannot cop
   write_file(work / "snap2" / "d", "in the way\n");
   const taskhive_kv params2[] = {{"from", from.c_str()}, {"to", to2.c_str()}};
   CHECK(copy->run(params2, 2, &error) != TASKHIVE_OK);
-  CHECK_THAT(std::string(error.message), Catch::Contains("snap2/d: cannot make the directory"));
+  CHECK_THAT(std::string(error.message),
+             Catch::Contains("snap2/d: cannot overwrite a non-directory with a directory"));
   CHECK(fs::is_regular_file(work / "snap2" / "zz"));
+}
+
+TEST_CASE("fs.copy never writes through a link in the destination, and copies modes as cp does",
+          "[samples][fs]") {
+  SampleKind copy("fs", "copy");
+  taskhive::test::TempDir work;
+  auto run = [&](const fs::path& from, const fs::path& to) {
+    const std::string f = from.string(), t = to.string();
+    const taskhive_kv params[] = {{"from", f.c_str()}, {"to", t.c_str()}};
+    taskhive_error error{};
+    return copy->run(params, 2, &error) == TASKHIVE_OK ? std::string() : std::string(error.message);
+  };
+  fs::create_directories(work / "src" / "d");
+  write_file(work / "src" / "d" / "f", "f\n");
+  write_file(work / "src" / "g", "g\n");
+  // A link in the destination where a directory goes: cp refuses; copying through it wrote outside `to`.
+  fs::create_directories(work / "outside");
+  fs::create_directories(work / "dst");
+  fs::create_directory_symlink("../outside", work / "dst" / "d");
+  CHECK_THAT(run(work / "src", work / "dst"),
+             Catch::Contains("cannot overwrite a non-directory with a directory"));
+  CHECK_FALSE(fs::exists(work / "outside" / "f"));
+  // A dangling link where a file goes is replaced by the file, not written through.
+  fs::create_directories(work / "dst2");
+  fs::create_symlink("../victim", work / "dst2" / "g");
+  CHECK(run(work / "src" / "g", work / "dst2" / "g") == "");
+  CHECK_FALSE(fs::exists(work / "victim"));
+  CHECK(fs::is_regular_file(fs::symlink_status(work / "dst2" / "g")));
+  // A file onto itself is refused rather than truncated.
+  CHECK_THAT(run(work / "src" / "g", work / "src" / "g"), Catch::Contains("is the same file"));
+  CHECK(fs::file_size(work / "src" / "g") == 2);
+  // Modes: a new file gets the source's bits without setuid; a read-only source directory is still filled.
+  fs::permissions(work / "src" / "g", fs::perms::owner_all | fs::perms::set_uid);
+  fs::permissions(work / "src" / "d", fs::perms::owner_read | fs::perms::owner_exec);
+  CHECK(run(work / "src", work / "copy") == "");
+  CHECK((fs::status(work / "copy" / "g").permissions() & fs::perms::set_uid) == fs::perms::none);
+  CHECK(fs::is_regular_file(work / "copy" / "d" / "f"));
+  CHECK((fs::status(work / "copy" / "d").permissions() & fs::perms::owner_write) == fs::perms::none);
+  fs::permissions(work / "src" / "d", fs::perms::owner_all);
+  fs::permissions(work / "copy" / "d", fs::perms::owner_all);  // so the temporary directory can be removed
+  // A missing source makes nothing of the destination.
+  CHECK_THAT(run(work / "nothing", work / "made" / "x"), Catch::Contains("No such file"));
+  CHECK_FALSE(fs::exists(work / "made"));
 }
 
 TEST_CASE("fs.copy refuses to copy a directory into itself and copies nothing", "[samples][fs]") {
