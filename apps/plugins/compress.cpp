@@ -25,12 +25,15 @@
 #include <atomic>
 #include <cerrno>
 #include <cstdint>
+#include <cstdio>
 #include <filesystem>
 #include <memory>
+#include <random>
 #include <stdexcept>
 #include <string>
 #include <string_view>
 #include <system_error>
+#include <utility>
 #include <vector>
 
 #include <taskhive/plugin.hpp>
@@ -51,6 +54,12 @@ using taskhive_samples::valid_utf8;
   throw std::runtime_error(what + ": " + std::system_category().message(errno));
 }
 
+std::string fmt_hex(std::uint64_t value) {
+  char text[17];
+  std::snprintf(text, sizeof text, "%016llx", static_cast<unsigned long long>(value));
+  return text;
+}
+
 class Fd {
  public:
   Fd(const std::string& path, int flags, mode_t mode = 0)
@@ -64,6 +73,7 @@ class Fd {
   }
   Fd(const Fd&) = delete;
   Fd& operator=(const Fd&) = delete;
+  Fd(Fd&& other) noexcept : path_(std::move(other.path_)), fd_(std::exchange(other.fd_, -1)) {}
 
   std::size_t read(void* data, std::size_t size) {
     for (;;) {
@@ -100,12 +110,31 @@ class Fd {
 
 // Removes a temporary file unless the rename took it.
 struct TempFile {
-  std::string path;
-  bool kept = false;
+  explicit TempFile(std::string p) : path(std::move(p)) {}
+  TempFile(TempFile&& other) noexcept : path(std::move(other.path)), kept(std::exchange(other.kept, true)) {}
+  TempFile& operator=(TempFile&&) = delete;
   ~TempFile() {
     if (!kept) ::unlink(path.c_str());
   }
+
+  std::string path;
+  bool kept = false;
 };
+
+// A new, empty file of its own in `dir`, for the output to be written to and then renamed into place. Its
+// name is short (not OUTPUT.tmp...: a name a few bytes under NAME_MAX would be refused) and random, so that
+// parallel instances and other runs, in other PID namespaces too, never pick the same one; O_EXCL makes sure,
+// and the TempFile that will remove it exists only once the file is ours.
+std::pair<TempFile, Fd> create_temp(const fs::path& dir) {
+  thread_local std::mt19937_64 random{std::random_device{}()};
+  for (int attempt = 0;; ++attempt) {
+    const std::string name = fmt_hex(random()) + ".zst.tmp";
+    const std::string path = (dir / ("." + name)).native();
+    const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    if (fd >= 0) return {TempFile{path}, Fd::adopt(path, fd)};
+    if (errno != EEXIST || attempt == 16) fail_errno(printable(path));
+  }
+}
 
 struct CctxFree {
   void operator()(ZSTD_CCtx* c) const noexcept { ZSTD_freeCCtx(c); }
@@ -141,15 +170,9 @@ class Zstd {
     const fs::path output = fs::path(out_dir_) / (relative(path).native() + ".zst");
     fs::create_directories(output.parent_path());
 
-    // A name no other instance (nor run, short of the same pid) picks: instances run in parallel. Short and
-    // of its own, not OUTPUT.tmp...: a name a few bytes under NAME_MAX would otherwise be refused here.
-    static std::atomic<std::uint64_t> counter{0};
-    TempFile temp{(output.parent_path() /
-                   (".zst-" + std::to_string(::getpid()) + "-" + std::to_string(counter++) + ".tmp"))
-                      .native()};
-    Fd src =
-        Fd::adopt(path, open_regular_file(path));  // a FIFO in the file's place is refused, not waited on
-    Fd dst(temp.path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+    // A FIFO in the file's place is refused, not waited on (see open_regular_file).
+    Fd src = Fd::adopt(path, open_regular_file(path));
+    auto [temp, dst] = create_temp(output.parent_path());
 
     check_zstd(ZSTD_CCtx_reset(cctx_.get(), ZSTD_reset_session_and_parameters), path);
     check_zstd(ZSTD_CCtx_setParameter(cctx_.get(), ZSTD_c_compressionLevel, level_), path);
