@@ -291,7 +291,7 @@ class Grep {
     if (pattern.find('\n') != std::string::npos) {
       // As grep: lines never hold a newline, so one in the pattern separates patterns, any of which matches
       // (an empty one matches every line). Without this the pattern could never match, and silently did not.
-      pattern = any_of_lines(pattern, options.literal());
+      pattern = any_of_lines(pattern, options);
       options.set_literal(false);
     }
     re_ = std::make_unique<RE2>(pattern, options);
@@ -300,16 +300,23 @@ class Grep {
       literal_ = pattern;
   }
 
-  // "a\nb" as the alternation (a)|(b); fixed strings are quoted first.
-  static std::string any_of_lines(const std::string& patterns, bool fixed) {
+  // "a\nb" as the alternation (a)|(b); fixed strings are quoted first. Each part must be a pattern on its
+  // own, as for grep: joined, "(x" and "y)" would make a valid "((x)|(y))" that means something else.
+  static std::string any_of_lines(const std::string& patterns, const RE2::Options& options) {
     std::string alternation;
     std::size_t start = 0;
-    for (;;) {
+    for (int line = 1;; ++line) {
       const auto end = patterns.find('\n', start);
       const std::string one =
           patterns.substr(start, end == std::string::npos ? std::string::npos : end - start);
+      if (!options.literal()) {
+        const RE2 alone(one, options);
+        if (!alone.ok())
+          throw plugin::Error(TASKHIVE_ERR_INVALID_PARAM,
+                              "bad pattern (line " + std::to_string(line) + " of it): " + alone.error());
+      }
       if (start > 0) alternation += '|';
-      alternation += "(" + (fixed ? RE2::QuoteMeta(one) : one) + ")";
+      alternation += "(" + (options.literal() ? RE2::QuoteMeta(one) : one) + ")";
       if (end == std::string::npos) return alternation;
       start = end + 1;
     }

@@ -91,4 +91,12 @@ rc=$?
 set -e
 [ "$rc" -eq 3 ] || { cat "$work/bad.err" >&2; fail "a bad pattern exited $rc, not 3"; }
 grep -q "bad pattern" "$work/bad.err" || fail "no message for a bad pattern: $(cat "$work/bad.err")"
+# Each line of a pattern must be one on its own, as for grep: "(a" and "b)" do not make "(a)|(b)" valid.
+set +e
+"$taskhive" run "$configs/grep-tree.yaml" --var plugin_dir="$work/plugins" --var root="$root" \
+  --var pattern=$'(foo\nbar)' --var out="$work/bad2.out" 2>"$work/bad2.err"
+rc=$?
+set -e
+[ "$rc" -eq 3 ] || { cat "$work/bad2.err" >&2; fail "a pattern whose lines are bad alone exited $rc, not 3"; }
+grep -q "bad pattern (line 1 of it): missing )" "$work/bad2.err" || fail "unclear: $(cat "$work/bad2.err")"
 echo "grep_tree_test: all passed"
