@@ -108,7 +108,9 @@ class Scheduler {
   void cancel_all();
 
   /// Blocks until no accepted task is in flight (it does not stop new submissions). Throws std::logic_error
-  /// when called from one of this scheduler's own tasks or on_final callbacks, which would wait for itself.
+  /// when called from one of this scheduler's own tasks or on_final callbacks, which would wait for itself
+  /// (not caught, and so still a deadlock: a call from inside a parallel algorithm such as tbb::parallel_for
+  /// that the task started, which runs under the algorithm's own oneTBB context).
   void wait_idle();
 
   /// Runs `fn` on the calling thread inside the scheduler's task arena (tbb::task_arena::execute), so that a
@@ -122,7 +124,7 @@ class Scheduler {
 
   /// Stops accepting work and ends it as `mode` says; returns when every accepted task is final and the
   /// workers are idle. Idempotent; the destructor calls shutdown(drain). Throws std::logic_error when called
-  /// from one of this scheduler's own tasks or on_final callbacks, which would wait for itself. (The
+  /// from one of this scheduler's own tasks or on_final callbacks, as wait_idle() does. (The
   /// destructor cannot throw: run there, for instance because a task held the last reference to the
   /// scheduler, it logs why and calls std::terminate rather than hang.)
   void shutdown(ShutdownMode mode = ShutdownMode::drain);

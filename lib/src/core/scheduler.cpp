@@ -35,20 +35,27 @@ constexpr int kDrainerBatch = 256;
 // Tombstones (entries of cancelled tasks) tolerated in the queue before it is rebuilt without them.
 constexpr std::int64_t kPurgeThreshold = 4096;
 
-// The scheduler that this thread is ending a task of (finish(): the callable's destructor, on_final), if
-// any; see SchedulerCore::running_inside_this(). Set only around code that cannot suspend the task
-// (tbb::task::suspend), so that it never outlives its scope on a thread that left the task's stack.
-thread_local const SchedulerCore* running_inside = nullptr;
+// The scheduler that this thread is ending a task of (request_stop(): the callable's destructor) or calling
+// an on_final callback of, if any, and the oneTBB context it was doing so in; see
+// SchedulerCore::running_inside_this(). A callback that suspends its task (tbb::task::suspend) leaves the
+// marker behind on its thread, which then runs other work: the context tells that work apart.
+struct InsideMarker {
+  const SchedulerCore* core = nullptr;
+  const tbb::task_group_context* context = nullptr;
+};
+thread_local InsideMarker running_inside;
 
 class InsideScope {
  public:
-  explicit InsideScope(const SchedulerCore* core) noexcept : saved_(running_inside) { running_inside = core; }
+  explicit InsideScope(const SchedulerCore* core) noexcept : saved_(running_inside) {
+    running_inside = {core, tbb::task::current_context()};
+  }
   ~InsideScope() { running_inside = saved_; }
   InsideScope(const InsideScope&) = delete;
   InsideScope& operator=(const InsideScope&) = delete;
 
  private:
-  const SchedulerCore* saved_;
+  InsideMarker saved_;
 };
 
 double uniform01() {
@@ -121,12 +128,13 @@ SchedulerCore::~SchedulerCore() {
 bool SchedulerCore::running_inside_this() const noexcept {
   // No task in flight: nothing to wait for, so nothing to refuse, whatever the markers say.
   if (flow_.in_flight.get() == 0) return false;
-  if (running_inside == this) return true;
+  const auto* context = tbb::task::current_context();
+  if (running_inside.core == this && running_inside.context == context) return true;
   // A task's callable runs in a drainer, a task of drainers_group_: the context follows the task's stack,
   // also across tbb::task::suspend, where a thread-local marker would be left behind. (A call from a nested
   // parallel algorithm inside the task has that algorithm's context and is not recognised.)
   const auto* drainer = drainer_context_.load(std::memory_order_acquire);
-  return drainer != nullptr && tbb::task::current_context() == drainer;
+  return drainer != nullptr && context == drainer;
 }
 
 void SchedulerCore::refuse_inside(std::string_view call) const {
@@ -608,6 +616,8 @@ bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) 
       case TaskState::queued: {
         if (!record->transition(TaskState::queued, kFinishing)) continue;
         auto& core = *record->core;
+        // Often off the workers (cancel(), the timer): dropping the callable may destroy the scheduler.
+        InsideScope inside(&core);
         core.release_slot();  // its queue entry stays behind as a tombstone that drainers skip
         // Before finish(): once the task is final, nothing holds the scheduler alive for this thread.
         core.purge_tombstones_if_many();
@@ -618,6 +628,7 @@ bool request_stop(const std::shared_ptr<TaskRecord>& record, StopReason reason) 
       case TaskState::retry_wait: {
         if (!record->transition(TaskState::retry_wait, kFinishing)) continue;
         auto& core = *record->core;
+        InsideScope inside(&core);  // as above
         core.forget_retry(record.get());
         core.counters_.add(Event::retry_left);
         core.finish(*record, final_state, nullptr,
@@ -704,8 +715,6 @@ void SchedulerCore::cancel_all() {
 
 void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::exception_ptr error,
                            std::string message, std::int64_t now, WorkerTally* tally) noexcept {
-  // Off the workers too (cancel(), the timer): dropping the callable may destroy the scheduler.
-  InsideScope inside(this);
   if (final_state != TaskState::succeeded) {
     if (!error && record.failure) error = record.failure->exception;  // what made it retry, if it did
     if (message.empty()) message = describe(error);
