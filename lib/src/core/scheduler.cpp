@@ -36,26 +36,28 @@ constexpr int kDrainerBatch = 256;
 constexpr std::int64_t kPurgeThreshold = 4096;
 
 // The scheduler that this thread is ending a task of (request_stop(): the callable's destructor) or calling
-// an on_final callback of, if any, and the oneTBB context it was doing so in; see
-// SchedulerCore::running_inside_this(). A callback that suspends its task (tbb::task::suspend) leaves the
-// marker behind on its thread, which then runs other work: the context tells that work apart.
-struct InsideMarker {
-  const SchedulerCore* core = nullptr;
-  const tbb::task_group_context* context = nullptr;
-};
-thread_local InsideMarker running_inside;
+// an on_final callback of, if any; see SchedulerCore::running_inside_this(). Set only on a thread that runs
+// no oneTBB task (a caller of cancel(), the timer thread), where nothing can suspend and leave it behind:
+// inside a task, a callback that suspends (tbb::task::suspend) would leave the marker on a thread that goes
+// on to other work, and false refusals (or a terminated process) are worse than the hang they prevent. On
+// the scheduler's own workers the drainers' context covers these calls instead.
+thread_local const SchedulerCore* running_inside = nullptr;
 
 class InsideScope {
  public:
-  explicit InsideScope(const SchedulerCore* core) noexcept : saved_(running_inside) {
-    running_inside = {core, tbb::task::current_context()};
+  explicit InsideScope(const SchedulerCore* core) noexcept
+      : saved_(running_inside), active_(tbb::task::current_context() == nullptr) {
+    if (active_) running_inside = core;
   }
-  ~InsideScope() { running_inside = saved_; }
+  ~InsideScope() {
+    if (active_) running_inside = saved_;
+  }
   InsideScope(const InsideScope&) = delete;
   InsideScope& operator=(const InsideScope&) = delete;
 
  private:
-  InsideMarker saved_;
+  const SchedulerCore* saved_;
+  bool active_;
 };
 
 double uniform01() {
@@ -129,7 +131,7 @@ bool SchedulerCore::running_inside_this() const noexcept {
   // No task in flight: nothing to wait for, so nothing to refuse, whatever the markers say.
   if (flow_.in_flight.get() == 0) return false;
   const auto* context = tbb::task::current_context();
-  if (running_inside.core == this && running_inside.context == context) return true;
+  if (running_inside == this && context == nullptr) return true;
   // A task's callable runs in a drainer, a task of drainers_group_: the context follows the task's stack,
   // also across tbb::task::suspend, where a thread-local marker would be left behind. (A call from a nested
   // parallel algorithm inside the task has that algorithm's context and is not recognised.)
