@@ -280,7 +280,9 @@ void copy_file_bytes(const std::filesystem::path& from, const std::filesystem::p
     ::close(src);
     return failures.note(from, S_ISREG(st.st_mode) ? errno_text(err) : "no longer a regular file");
   }
-  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW;
+  // O_NONBLOCK: should a FIFO have taken the destination's place since copy_tree looked, the open must not
+  // wait for a reader (for ever); anything but a regular file is then refused below.
+  const int flags = O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK;
   int dst = ::open(to.c_str(), flags, mode & 0777);
   if (dst < 0 && errno == ELOOP && ::unlink(to.c_str()) == 0) dst = ::open(to.c_str(), flags, mode & 0777);
   if (dst < 0) {
@@ -288,13 +290,18 @@ void copy_file_bytes(const std::filesystem::path& from, const std::filesystem::p
     ::close(src);
     return failures.note(to, errno_text(err));
   }
+  if (struct stat out{}; ::fstat(dst, &out) != 0 || !S_ISREG(out.st_mode)) {
+    ::close(src);
+    ::close(dst);
+    return failures.note(to, "not a regular file: not written over");
+  }
   std::vector<char> buffer(128 * 1024);
-  int err = 0;
+  int err = 0, read_err = 0;
   for (;;) {
     const ssize_t n = ::read(src, buffer.data(), buffer.size());
     if (n < 0 && errno == EINTR) continue;
     if (n <= 0) {
-      if (n < 0) err = errno;
+      if (n < 0) read_err = errno;
       break;
     }
     for (ssize_t done = 0; done < n && err == 0;) {
@@ -306,6 +313,7 @@ void copy_file_bytes(const std::filesystem::path& from, const std::filesystem::p
   }
   ::close(src);
   if (::close(dst) != 0 && err == 0) err = errno;
+  if (read_err != 0) return failures.note(from, errno_text(read_err));
   if (err != 0) failures.note(to, errno_text(err));
 }
 
@@ -349,7 +357,12 @@ void copy_tree(const std::filesystem::path& from, const std::filesystem::path& t
     return failures.note(to, "cannot overwrite a directory with a non-directory");
   if (exists && target.st_dev == source.st_dev && target.st_ino == source.st_ino)
     return failures.note(to, "is the same file as " + printable(from.native()));  // O_TRUNC would empty it
-  if (S_ISREG(source.st_mode)) return copy_file_bytes(from, to, source.st_mode, failures);
+  if (S_ISREG(source.st_mode)) {
+    // cp would write into a FIFO or device there (and wait for a FIFO's reader); a copy is not a write.
+    if (exists && !S_ISREG(target.st_mode) && !S_ISLNK(target.st_mode))
+      return failures.note(to, "not a regular file: not written over");
+    return copy_file_bytes(from, to, source.st_mode, failures);
+  }
   // A link or a special file: made anew in place of whatever non-directory `to` is.
   if (exists && ::unlink(to.c_str()) != 0)
     return failures.note(to, "cannot replace it: " + errno_text(errno));
@@ -397,9 +410,15 @@ struct Copy {
       throw std::runtime_error("cannot make the directory " + printable(fs::path(to).parent_path().string()) +
                                ": " + ec.message());
     fs::path target = to;
-    // A file (or link) onto an existing directory goes inside it; `to` itself is not followed if a link.
+    // `to` itself, if a link to a directory, is followed (a work directory is often a link); links inside
+    // the destination tree never are (see copy_tree).
+    if (std::error_code probe; fs::is_symlink(fs::symlink_status(to, probe)) && fs::is_directory(to, probe)) {
+      target = fs::canonical(to, probe);
+      if (probe) throw std::runtime_error("cannot follow " + printable(to) + ": " + probe.message());
+    }
+    // A file (or link) onto an existing directory goes inside it.
     if (fs::symlink_status(from, ec).type() != fs::file_type::directory &&
-        fs::symlink_status(to, ec).type() == fs::file_type::directory)
+        fs::symlink_status(target, ec).type() == fs::file_type::directory)
       target /= fs::path(from).filename();
     CopyFailures failures;
     copy_tree(from, target, failures);

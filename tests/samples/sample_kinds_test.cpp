@@ -347,6 +347,15 @@ TEST_CASE("fs.copy never writes through a link in the destination, and copies mo
   CHECK((fs::status(work / "copy" / "d").permissions() & fs::perms::owner_write) == fs::perms::none);
   fs::permissions(work / "src" / "d", fs::perms::owner_all);
   fs::permissions(work / "copy" / "d", fs::perms::owner_all);  // so the temporary directory can be removed
+  // A FIFO where a file goes is refused, not opened (which waits for a reader for ever).
+  fs::create_directories(work / "dst3");
+  REQUIRE(::mkfifo((work / "dst3" / "g").c_str(), 0600) == 0);
+  CHECK_THAT(run(work / "src" / "g", work / "dst3" / "g"), Catch::Contains("not a regular file"));
+  // `to` itself, when a link to a directory, is followed: a work directory is often one.
+  fs::create_directories(work / "real");
+  fs::create_directory_symlink("real", work / "work-link");
+  CHECK(run(work / "src" / "g", work / "work-link") == "");
+  CHECK(fs::is_regular_file(work / "real" / "g"));
   // A missing source makes nothing of the destination.
   CHECK_THAT(run(work / "nothing", work / "made" / "x"), Catch::Contains("No such file"));
   CHECK_FALSE(fs::exists(work / "made"));
