@@ -110,7 +110,8 @@ class Scheduler {
   /// Blocks until no accepted task is in flight (it does not stop new submissions). Throws std::logic_error
   /// when called from one of this scheduler's own tasks or on_final callbacks, which would wait for itself
   /// (not caught, and so still a deadlock: a call from inside a parallel algorithm such as tbb::parallel_for
-  /// that the task started, which runs under the algorithm's own oneTBB context).
+  /// that the task started, which runs under the algorithm's own oneTBB context, or from a task of another
+  /// scheduler that is cancelling one of this scheduler's tasks).
   void wait_idle();
 
   /// Runs `fn` on the calling thread inside the scheduler's task arena (tbb::task_arena::execute), so that a
