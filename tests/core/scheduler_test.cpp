@@ -21,6 +21,7 @@
 #include <oneapi/tbb/task.h>
 #include <oneapi/tbb/task_arena.h>
 
+#include "support/epoch_clock.hpp"
 #include "support/gate.hpp"
 #include "taskhive/scheduler.hpp"
 #include "test_seams.hpp"
@@ -639,22 +640,8 @@ TEST_CASE("a task that succeeds after a retry reports no error", "[scheduler][re
   CHECK(task.exception() == nullptr);
 }
 
-namespace {
-/// A clock stuck at its epoch: its readings are 0 ns, which the records use to mean "not yet".
-class EpochClock final : public taskhive::Clock {
- public:
-  time_point now() const noexcept override { return time_point{}; }
-  void wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
-                  time_point) const override {
-    cv.wait_for(lock, 1ms);
-  }
-  SubscriptionId subscribe(std::function<void()>) override { return 0; }
-  void unsubscribe(SubscriptionId) override {}
-};
-}  // namespace
-
 TEST_CASE("a clock that reads its epoch still gives a task every timestamp", "[scheduler][clock]") {
-  Scheduler scheduler({.workers = 1, .clock = std::make_shared<EpochClock>()});
+  Scheduler scheduler({.workers = 1, .clock = std::make_shared<taskhive::test::EpochClock>()});
   auto task = scheduler.submit([] {});
   REQUIRE(task.wait() == TaskState::succeeded);
   CHECK(task.created_at() <= *task.finished_at());

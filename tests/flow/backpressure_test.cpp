@@ -2,17 +2,15 @@
 
 #include <algorithm>
 #include <atomic>
-#include <condition_variable>
 #include <cstdint>
-#include <functional>
 #include <memory>
-#include <mutex>
 #include <random>
 #include <stdexcept>
 #include <string>
 #include <thread>
 #include <vector>
 
+#include "support/epoch_clock.hpp"
 #include "support/gate.hpp"
 #include "taskhive/backpressure.hpp"
 #include "taskhive/scheduler.hpp"
@@ -363,21 +361,9 @@ TEST_CASE("a cooldown of nanoseconds::max() lasts, rather than wrapping into the
   CHECK(later.error().rfind("overloaded: cooling down for ", 0) == 0);
 }
 
-namespace {
-/// A clock the test sets, whose epoch (a reading of 0) is a time like any other, as a simulation's may be.
-class SetClock final : public taskhive::Clock {
- public:
-  std::atomic<std::int64_t> ns{0};
-  time_point now() const noexcept override { return time_point(std::chrono::nanoseconds(ns.load())); }
-  void wait_until(std::unique_lock<std::mutex>&, std::condition_variable&, time_point) const override {}
-  SubscriptionId subscribe(std::function<void()>) override { return 0; }
-  void unsubscribe(SubscriptionId) override {}
-};
-}  // namespace
-
 TEST_CASE("a rejection at the clock's epoch starts the hysteresis like any other",
           "[admission][backpressure][hysteresis]") {
-  auto clock = std::make_shared<SetClock>();  // reads 0
+  auto clock = std::make_shared<taskhive::test::EpochClock>();  // reads 0
   AdmissionController admission({.max_load = 10, .cooldown = 0s, .low_watermark = 2}, clock);
   auto most = admission.try_acquire(9);
   CHECK_FALSE(admission.try_acquire(5));

@@ -6,6 +6,8 @@
 
 #include <fmt/format.h>
 
+#include "../core/time_math.hpp"
+
 namespace taskhive {
 namespace detail {
 namespace {
@@ -21,18 +23,6 @@ std::string describe_duration(std::chrono::nanoseconds d) {
   if (ns >= 1e9) return fmt::format("{:.2g} s", ns / 1e9);
   if (ns >= 1e6) return fmt::format("{:.3g} ms", ns / 1e6);
   return fmt::format("{:.3g} µs", ns / 1e3);
-}
-
-std::int64_t saturating_add(std::int64_t a, std::int64_t b) noexcept {
-  std::int64_t sum = 0;
-  if (!__builtin_add_overflow(a, b, &sum)) return sum;
-  return b > 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
-}
-
-std::int64_t saturating_sub(std::int64_t a, std::int64_t b) noexcept {
-  std::int64_t difference = 0;
-  if (!__builtin_sub_overflow(a, b, &difference)) return difference;
-  return b < 0 ? std::numeric_limits<std::int64_t>::max() : std::numeric_limits<std::int64_t>::min();
 }
 
 std::int64_t resolve_low_watermark(const AdmissionConfig& config) {
