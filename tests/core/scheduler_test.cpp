@@ -529,6 +529,48 @@ TEST_CASE("submit_for waits for room up to its timeout", "[scheduler][capacity]"
   scheduler.wait_idle();
 }
 
+// Delegates to a ManualClock and counts the threads that have started waiting on it, so a test can tell that
+// a submitter is blocked for room.
+class WaiterCountingClock final : public taskhive::Clock {
+ public:
+  time_point now() const noexcept override { return manual.now(); }
+  void wait_until(std::unique_lock<std::mutex>& lock, std::condition_variable& cv,
+                  time_point deadline) const override {
+    waits.fetch_add(1);
+    manual.wait_until(lock, cv, deadline);
+  }
+  SubscriptionId subscribe(std::function<void()> on_jump) override {
+    return manual.subscribe(std::move(on_jump));
+  }
+  void unsubscribe(SubscriptionId id) override { manual.unsubscribe(id); }
+
+  ManualClock manual;
+  mutable std::atomic<int> waits{0};
+};
+
+TEST_CASE("a task that waited for room is queued from when it got in", "[scheduler][capacity]") {
+  // Its created time is the submit call; its queue wait (and, under aging, its priority credit) starts only
+  // once it has a slot.
+  auto clock = std::make_shared<WaiterCountingClock>();
+  Scheduler scheduler({.workers = 1, .queue_capacity = 1, .clock = clock});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  scheduler.submit([] {});  // fills the only slot
+
+  TaskHandle blocked;
+  std::thread submitter([&] { blocked = scheduler.submit_for(1h, [] {}); });
+  while (clock->waits.load() == 0) std::this_thread::yield();  // the submitter waits for room
+  clock->manual.advance(10s);
+  gate.open();
+  submitter.join();
+  REQUIRE(blocked.wait() == TaskState::succeeded);
+  REQUIRE(blocked.queued_at().has_value());
+  CHECK(*blocked.queued_at() - blocked.created_at() == 10s);
+  CHECK(blocked.started_at() ==
+        blocked.queued_at());  // it waited in the queue for no time: the clock stood still
+}
+
 TEST_CASE("submit blocks on a full queue until a slot frees up", "[scheduler][capacity]") {
   Scheduler scheduler({.workers = 1, .queue_capacity = 2});
   std::atomic<int> ran{0};

@@ -83,7 +83,8 @@ class Scheduler {
   Scheduler(const Scheduler&) = delete;
   Scheduler& operator=(const Scheduler&) = delete;
 
-  /// Submits a task, waiting for queue room if the queue is full. Rejected only while shutting down.
+  /// Submits a task, waiting for queue room if the queue is full. Rejected only while shutting down or by
+  /// the admission policy (SchedulerOptions::admission). The task counts as queued from when it gets room.
   /// `fn` is callable as fn(TaskContext&) or fn(); a throw is a failed attempt.
   template <typename F>
   TaskHandle submit(F&& fn, TaskOptions options = {}) {

@@ -235,7 +235,8 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function&& fn, TaskOptions&& option
     if (refusal) return reject(std::move(record), RejectReason::overloaded, std::move(*refusal));
     record->admitted = true;
   }
-  if (!reserve_slot(wait, until)) {
+  const auto slot = reserve_slot(wait, until);
+  if (slot == Slot::refused) {
     if (record->admitted) {
       admission->release(record->load, TaskState::rejected, std::chrono::nanoseconds::zero());
       record->admitted = false;
@@ -274,7 +275,8 @@ TaskHandle SchedulerCore::submit(TaskRecord::Function&& fn, TaskOptions&& option
         if (auto r = weak.lock()) detail::request_stop(r, StopReason::timed_out);
       }));
     }
-    push(std::move(record), options.priority, now_count);
+    // A task that waited for room starts queueing (and, under aging, earning priority) only once it has it.
+    push(std::move(record), options.priority, slot == Slot::taken ? now_count : now_ns());
   } catch (...) {
     // Out of memory while publishing it: end the task through its state machine, so accounting stays whole.
     if (published->transition(TaskState::queued, kFinishing)) {
@@ -339,8 +341,8 @@ bool SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> unt
     }
     return false;
   };
-  if (try_take()) return true;
-  if (!wait) return false;
+  if (try_take()) return Slot::taken;
+  if (!wait) return Slot::refused;
   std::unique_lock lock(space_mutex_);
   space_waiters_.fetch_add(1, std::memory_order_seq_cst);
   bool taken = false;
@@ -356,9 +358,9 @@ bool SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> unt
   lock.unlock();  // release_slot() takes it
   if (taken && !accepting_.load(std::memory_order_seq_cst)) {
     release_slot();  // a slot won just as shutdown began: pass it on, another waiter may be refused it too
-    return false;
+    return Slot::refused;
   }
-  return taken;
+  return taken ? Slot::taken_after_waiting : Slot::refused;
 }
 
 void SchedulerCore::release_slot() noexcept {

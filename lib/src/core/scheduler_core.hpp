@@ -117,7 +117,9 @@ class SchedulerCore {
   /// Throws std::logic_error naming `call` if running_inside_this().
   void refuse_inside(std::string_view call) const;
 
-  bool reserve_slot(bool wait, std::optional<Clock::time_point> until);
+  /// How reserve_slot() went: a task that waited for room is queued from when it got it, not from its submit.
+  enum class Slot { taken, taken_after_waiting, refused };
+  Slot reserve_slot(bool wait, std::optional<Clock::time_point> until);
   void release_slot() noexcept;
   /// One in-flight count ends; the last one wakes wait_idle() and shutdown(). After it, `this` may be gone.
   void leave_in_flight() noexcept;
