@@ -311,7 +311,7 @@ void SchedulerCore::notify_final(TaskRecord& record) noexcept {
     // Whoever finishes a task holds a reference to its record, so the weak one still locks.
     callback(TaskHandle(record.extras->self.lock()));
   } catch (...) {
-    logger()->error("task '{}': its on_final callback threw: {}", record.name(),
+    logger()->error("{}: its on_final callback threw: {}", record.label(),
                     describe(std::current_exception()));
   }
 }
@@ -332,7 +332,7 @@ void SchedulerCore::leave_in_flight() noexcept {
   }
 }
 
-bool SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> until) {
+SchedulerCore::Slot SchedulerCore::reserve_slot(bool wait, std::optional<Clock::time_point> until) {
   const auto capacity = static_cast<std::int64_t>(options_.queue_capacity);
   auto try_take = [&] {
     auto used = flow_.queued.value.load(std::memory_order_seq_cst);  // pairs with release_slot()'s decrement
@@ -530,8 +530,8 @@ void SchedulerCore::schedule_retry(const std::shared_ptr<TaskRecord>& record, st
   const auto attempt = record->attempts.load(std::memory_order_relaxed);
   record->extras->backoff_since = attempt_ended;                             // retries imply extras
   const auto delay = record->extras->retry.delay(attempt - 1, uniform01());  // retries imply extras
-  logger()->debug("task '{}' failed attempt {} ({}); retrying in {} ms", record->name(), attempt,
-                  describe(error), std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
+  logger()->debug("{} failed attempt {} ({}); retrying in {} ms", record->label(), attempt, describe(error),
+                  std::chrono::duration_cast<std::chrono::milliseconds>(delay).count());
   counters_.add(Event::retried);
   counters_.add(Event::retry_entered);
   // Kept so that a task cancelled or timed out while waiting still reports what made it retry.
@@ -723,7 +723,7 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
     if (!error && record.failure) error = record.failure->exception;  // what made it retry, if it did
     if (message.empty()) message = describe(error);
     if (final_state == TaskState::failed) {
-      logger()->debug("task '{}' failed after {} attempt(s): {}", record.name(),
+      logger()->debug("{} failed after {} attempt(s): {}", record.label(),
                       record.attempts.load(std::memory_order_relaxed), message);
     }
     record.failure = std::make_unique<Failure>(Failure{std::move(message), std::move(error)});

@@ -89,8 +89,8 @@ void TaskContext::throw_if_cancelled() const {
   if (!cancellation_requested()) return;  // true for a passed deadline too
   // Which one is decided after the fact: asked the other way round, a deadline passing between the two looks
   // was reported as a cancel (both flags only ever go from false to true).
-  if (deadline_expired()) throw OperationCancelled("task '" + record_.name() + "' passed its deadline");
-  throw OperationCancelled("task '" + record_.name() + "' was cancelled");
+  if (deadline_expired()) throw OperationCancelled(record_.label() + " passed its deadline");
+  throw OperationCancelled(record_.label() + " was cancelled");
 }
 
 // --- TaskHandle

@@ -86,6 +86,8 @@ struct TaskRecord {
     static const std::string unnamed;
     return given_name ? *given_name : unnamed;
   }
+  /// How messages name the task: "task 'upload'", or "a task" when it has no name.
+  std::string label() const { return given_name ? "task '" + *given_name + "'" : std::string("a task"); }
   Clock::time_point deadline() const noexcept { return extras ? extras->deadline : Clock::time_point::max(); }
   std::int32_t max_retries() const noexcept { return extras ? extras->retry.max_retries : 0; }
   GroupState* group() const noexcept { return extras ? extras->group.get() : nullptr; }
