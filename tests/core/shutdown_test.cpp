@@ -69,6 +69,23 @@ TEST_CASE("cancel-mode shutdown ends queued and retry-waiting tasks and waits fo
   CHECK(m.cancelled == 51);
 }
 
+TEST_CASE("cancel-mode shutdown asks running tasks to stop and waits for them", "[shutdown]") {
+  Scheduler scheduler({.workers = 1});
+  Signal started;
+  auto polling = scheduler.submit([&](TaskContext& ctx) {
+    started.notify();
+    // Bounded, so that a shutdown that forgot running tasks fails the check below instead of hanging.
+    const auto give_up = std::chrono::steady_clock::now() + 30s;
+    while (!ctx.cancellation_requested() && std::chrono::steady_clock::now() < give_up)
+      std::this_thread::yield();
+    ctx.throw_if_cancelled();
+  });
+  REQUIRE(started.wait_for_count(1));
+  scheduler.shutdown(ShutdownMode::cancel);
+  CHECK(polling.state() == TaskState::cancelled);
+  CHECK(polling.error() == "a task was cancelled");
+}
+
 TEST_CASE("after shutdown, submissions are rejected with the reason", "[shutdown]") {
   Scheduler scheduler({.workers = 1, .name = "jobs"});
   scheduler.shutdown();

@@ -33,10 +33,13 @@ enum class QueueOrder {
   aging,
 };
 
-/// How to stop: finish all accepted work, or cancel what has not started.
+/// How to stop: finish all accepted work, or cancel it.
 enum class ShutdownMode {
-  drain,   ///< stop accepting, run everything queued and every pending retry, then return
-  cancel,  ///< stop accepting, end queued and retry-waiting tasks as cancelled, wait for running ones
+  /// stop accepting, run everything queued and every pending retry, then return
+  drain,
+  /// stop accepting, end queued and retry-waiting tasks as cancelled, ask running ones to stop (as
+  /// cancel_all() does: their TaskContext::cancellation_requested() turns true) and wait for them
+  cancel,
 };
 
 struct SchedulerOptions {
