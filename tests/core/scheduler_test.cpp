@@ -87,9 +87,9 @@ TEST_CASE("an empty handle refuses questions instead of crashing", "[scheduler]"
 
 TEST_CASE("an arena of N workers really runs N tasks at once", "[scheduler]") {
   // oneTBB's default allows hardware_concurrency - 1 workers; ask for more than this machine has cores.
-  constexpr int kWorkers = 4;
-  Scheduler scheduler({.workers = kWorkers});
-  CHECK(scheduler.workers() == kWorkers);
+  const int kWorkers = static_cast<int>(std::max(4u, std::thread::hardware_concurrency() + 1));
+  Scheduler scheduler({.workers = static_cast<unsigned>(kWorkers)});
+  CHECK(scheduler.workers() == static_cast<unsigned>(kWorkers));
   Gate gate;
   std::mutex mutex;
   std::set<std::thread::id> threads;
@@ -107,7 +107,7 @@ TEST_CASE("an arena of N workers really runs N tasks at once", "[scheduler]") {
   CHECK(gate.wait_for_waiters(kWorkers));
   gate.open();
   for (auto& h : handles) CHECK(h.wait() == TaskState::succeeded);
-  CHECK(threads.size() == kWorkers);
+  CHECK(threads.size() == static_cast<std::size_t>(kWorkers));
 }
 
 TEST_CASE("worker threads carry the scheduler's name", "[scheduler]") {
@@ -121,6 +121,26 @@ TEST_CASE("worker threads carry the scheduler's name", "[scheduler]") {
       })
       .wait();
   CHECK(name.rfind("hive-w", 0) == 0);
+}
+
+TEST_CASE("the timer thread carries the scheduler's name", "[scheduler]") {
+  // A queued task whose deadline passes is ended by the timer thread, which then runs its on_final.
+  auto clock = std::make_shared<ManualClock>();
+  Scheduler scheduler({.workers = 1, .clock = clock, .name = "hive"});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  std::string name;
+  auto late = scheduler.submit([] {}, {.timeout = 1s, .on_final = [&](const TaskHandle&) {
+                                         char buffer[16] = {};
+                                         pthread_getname_np(pthread_self(), buffer, sizeof buffer);
+                                         name = buffer;
+                                       }});
+  clock->advance(2s);
+  CHECK(late.wait() == TaskState::timed_out);
+  gate.open();
+  scheduler.wait_idle();  // on_final has returned
+  CHECK(name == "hive-timer");
 }
 
 namespace {
@@ -227,8 +247,8 @@ TEST_CASE("aging bounds the wait of a low-priority task under a stream of high-p
   constexpr int kStreamLength = 300;  // 3 s of stream, far beyond the bound
   auto clock = std::make_shared<ManualClock>();
 
-  auto run_stream = [&](QueueOrder order) {
-    Scheduler scheduler({.workers = 1, .order = order, .aging_step = kStep, .clock = clock});
+  auto run_stream = [&](QueueOrder order, std::chrono::nanoseconds step) {
+    Scheduler scheduler({.workers = 1, .order = order, .aging_step = step, .clock = clock});
     Gate gate;
     scheduler.submit([&] { gate.wait(); });
     REQUIRE(gate.wait_for_waiters(1));
@@ -248,13 +268,18 @@ TEST_CASE("aging bounds the wait of a low-priority task under a stream of high-p
     // The bound: a task of priority 10 overtakes one of priority 0 only if it arrives less than 10 x 100 ms
     // = 1 s later, i.e. at most 1 s / 10 ms = 100 tasks (the one arriving exactly at 1 s ties and loses on
     // FIFO).
-    const int overtaken_by = run_stream(QueueOrder::aging);
+    const int overtaken_by = run_stream(QueueOrder::aging, kStep);
     const auto window = (kHigh - 0) * kStep;
     CHECK(overtaken_by == static_cast<int>(window / kArrival) - 1);
     CHECK(overtaken_by < kStreamLength);
   }
+  SECTION("aging: the window follows aging_step") {
+    // 10 x 20 ms = 200 ms: 19 tasks overtake; 10 x 250 ms = 2.5 s: 249 do.
+    CHECK(run_stream(QueueOrder::aging, 20ms) == 19);
+    CHECK(run_stream(QueueOrder::aging, 250ms) == 249);
+  }
   SECTION("strict: the low-priority task starves until the stream ends") {
-    CHECK(run_stream(QueueOrder::strict) == kStreamLength);
+    CHECK(run_stream(QueueOrder::strict, kStep) == kStreamLength);
   }
 }
 
@@ -598,14 +623,16 @@ TEST_CASE("metrics count queue waits and run times", "[scheduler][metrics]") {
 }
 
 TEST_CASE("two schedulers each get all their workers at once", "[scheduler]") {
-  Scheduler first({.workers = 2, .name = "one"});
-  Scheduler second({.workers = 2, .name = "two"});
+  // Together more threads than oneTBB's default (hardware_concurrency - 1) on any machine.
+  const unsigned each = std::max(2u, std::thread::hardware_concurrency());
+  Scheduler first({.workers = each, .name = "one"});
+  Scheduler second({.workers = each, .name = "two"});
   Gate gate;
   std::vector<TaskHandle> handles;
   for (auto* s : {&first, &second}) {
-    for (int i = 0; i < 2; ++i) handles.push_back(s->submit([&] { gate.wait(); }));
+    for (unsigned i = 0; i < each; ++i) handles.push_back(s->submit([&] { gate.wait(); }));
   }
-  CHECK(gate.wait_for_waiters(4));
+  CHECK(gate.wait_for_waiters(static_cast<int>(2 * each)));
   gate.open();
   for (auto& h : handles) CHECK(h.wait() == TaskState::succeeded);
 }

@@ -220,14 +220,18 @@ namespace {
 
 // For the test below (a seam is a plain function pointer): set once the scheduler is destroyed, and whether
 // that happened while the thread that ended the last task was still inside the scheduler.
+std::atomic<bool> scheduler_destroying{false};
 std::atomic<bool> scheduler_destroyed{false};
 std::atomic<bool> destroyed_under_the_last_task{false};
 Signal last_task_leaving;
 
 void hold_the_last_leave() {
   last_task_leaving.notify();
-  // Gives the main thread every chance to destroy the scheduler now; it must not be able to until this
-  // thread is done with it. (This bound is the one wait in the test; it passes only by running out.)
+  // Once the main thread is in the destructor, give it every chance to finish now; it must not be able to
+  // until this thread is done with the scheduler. (The second bound is the one wait in the test that passes
+  // by running out; it starts only when the destructor does, so a slow machine does not shorten it.)
+  const auto safety = std::chrono::steady_clock::now() + 30s;
+  while (!scheduler_destroying.load() && std::chrono::steady_clock::now() < safety) std::this_thread::yield();
   const auto until = std::chrono::steady_clock::now() + 200ms;
   while (!scheduler_destroyed.load() && std::chrono::steady_clock::now() < until) std::this_thread::yield();
   destroyed_under_the_last_task = scheduler_destroyed.load();
@@ -251,6 +255,7 @@ TEST_CASE("a scheduler destroyed as soon as its last task is cancelled waits for
   std::thread canceller([&] { task.cancel(); });
   REQUIRE(last_task_leaving.wait_for_count(1));
   REQUIRE(task.wait() == TaskState::cancelled);
+  scheduler_destroying = true;
   scheduler.reset();
   scheduler_destroyed = true;
   canceller.join();
