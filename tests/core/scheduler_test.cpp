@@ -650,6 +650,20 @@ TEST_CASE("huge durations saturate instead of overflowing", "[scheduler][timeout
   CHECK(forever.wait_for(std::chrono::nanoseconds::max()));
 }
 
+TEST_CASE("an empty callable is refused at submit, before anything is counted", "[scheduler]") {
+  Scheduler scheduler({.workers = 1});
+  std::function<void()> none;
+  std::function<void(TaskContext&)> none_with_context;
+  void (*null_pointer)() = nullptr;
+  CHECK_THROWS_WITH(scheduler.submit(none), "taskhive: an empty callable was submitted as a task");
+  CHECK_THROWS_AS(scheduler.try_submit(none_with_context), std::invalid_argument);
+  CHECK_THROWS_AS(scheduler.submit_for(1s, null_pointer), std::invalid_argument);
+  const auto m = scheduler.metrics();
+  CHECK(m.submitted == 0);
+  CHECK(m.rejected == 0);
+  CHECK(scheduler.submit([] {}).wait() == TaskState::succeeded);  // and the scheduler goes on
+}
+
 TEST_CASE("options that cannot work are refused at construction", "[scheduler]") {
   CHECK_THROWS_AS(Scheduler({.queue_capacity = 0}), std::invalid_argument);
   CHECK_THROWS_AS(Scheduler({.aging_step = -1ms}), std::invalid_argument);

@@ -7,6 +7,7 @@
 #include <cstddef>
 #include <functional>
 #include <memory>
+#include <stdexcept>
 #include <string>
 #include <type_traits>
 #include <utility>
@@ -20,7 +21,13 @@ namespace taskhive {
 
 namespace detail {
 class SchedulerCore;
-}
+
+/// Callables that can be empty: tested before they are queued.
+template <typename T>
+inline constexpr bool may_be_empty_callable = std::is_pointer_v<T>;
+template <typename Signature>
+inline constexpr bool may_be_empty_callable<std::function<Signature>> = true;
+}  // namespace detail
 
 /// The order in which queued tasks start.
 enum class QueueOrder {
@@ -88,7 +95,9 @@ class Scheduler {
 
   /// Submits a task, waiting for queue room if the queue is full. Rejected only while shutting down or by
   /// the admission policy (SchedulerOptions::admission). The task counts as queued from when it gets room.
-  /// `fn` is callable as fn(TaskContext&) or fn(); a throw is a failed attempt.
+  /// `fn` is callable as fn(TaskContext&) or fn(); a throw is a failed attempt. An empty callable (a null
+  /// std::function or function pointer) throws std::invalid_argument here, before anything is counted, as do
+  /// try_submit() and submit_for().
   template <typename F>
   TaskHandle submit(F&& fn, TaskOptions options = {}) {
     return submit_impl(wrap(std::forward<F>(fn)), std::move(options), Wait::forever, {});
@@ -146,6 +155,10 @@ class Scheduler {
   template <typename F>
   static TaskFunction wrap(F&& fn) {
     using Fn = std::decay_t<F>;
+    // Refused now rather than failing with std::bad_function_call (or crashing) when a worker runs it.
+    if constexpr (detail::may_be_empty_callable<Fn>) {
+      if (!fn) throw std::invalid_argument("taskhive: an empty callable was submitted as a task");
+    }
     if constexpr (std::is_invocable_v<Fn&, TaskContext&>) {
       return TaskFunction(std::forward<F>(fn));
     } else {
