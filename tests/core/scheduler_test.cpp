@@ -669,6 +669,9 @@ TEST_CASE("options that cannot work are refused at construction", "[scheduler]")
   CHECK_THROWS_AS(Scheduler({.aging_step = -1ms}), std::invalid_argument);
   // With no step waiting earns nothing and priorities would be ignored.
   CHECK_THROWS_WITH(Scheduler({.aging_step = 0ns}), Catch::Contains("aging_step must be positive"));
+  // Would have wrapped negative in tbb::task_arena's int, and allocated gigabytes of tallies before that.
+  CHECK_THROWS_WITH(Scheduler({.workers = 3'000'000'000u}),
+                    "SchedulerOptions::workers must be at most 65536 (got 3000000000)");
 }
 
 TEST_CASE("a queue capacity of SIZE_MAX means unbounded", "[scheduler][capacity]") {

@@ -50,7 +50,9 @@ enum class ShutdownMode {
 };
 
 struct SchedulerOptions {
-  /// Threads in the arena; 0 means std::thread::hardware_concurrency().
+  /// The most workers a scheduler takes; more throws std::invalid_argument.
+  static constexpr unsigned max_workers = 65'536;
+  /// Threads in the arena; 0 means std::thread::hardware_concurrency(). At most max_workers.
   unsigned workers = 0;
   /// Tasks that may wait in the queue at once (retries coming back from the timer are never refused); at
   /// least 1, and anything from INT64_MAX up (SIZE_MAX, say) means unbounded.

@@ -77,6 +77,12 @@ unsigned resolve_workers(unsigned requested) {
 
 namespace {
 SchedulerOptions validated(SchedulerOptions options) {
+  // Each worker slot costs a thread when busy and a 16 KiB tally always; beyond this a count is a mistake
+  // (and past INT_MAX it would wrap negative in tbb::task_arena's int).
+  if (options.workers > SchedulerOptions::max_workers) {
+    throw std::invalid_argument(fmt::format("SchedulerOptions::workers must be at most {} (got {})",
+                                            SchedulerOptions::max_workers, options.workers));
+  }
   if (options.queue_capacity == 0)
     throw std::invalid_argument("SchedulerOptions::queue_capacity must be at least 1");
   if (options.aging_step <= std::chrono::nanoseconds::zero()) {
