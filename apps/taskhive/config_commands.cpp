@@ -9,6 +9,7 @@
 
 #include <fmt/format.h>
 
+#include <taskhive/backpressure.hpp>
 #include <taskhive/config.hpp>
 #include <taskhive/graph_dot.hpp>
 #include <taskhive/pipeline.hpp>
@@ -81,6 +82,10 @@ SchedulerOptions scheduler_options(const Config& config, const ConfigArgs& args)
   options.workers = args.workers ? *args.workers : *config.scheduler.workers;
   options.queue_capacity = *config.scheduler.queue_capacity;
   options.order = *config.scheduler.order == ConfigOrder::strict ? QueueOrder::strict : QueueOrder::aging;
+  if (const auto& bp = config.backpressure; bp.enabled) {
+    options.admission = std::make_shared<AdmissionController>(AdmissionConfig{
+        .max_load = *bp.max_load, .cooldown = *bp.cooldown, .low_watermark = *bp.low_watermark});
+  }
   return options;
 }
 

@@ -123,9 +123,11 @@ lines=$(wc -l <"$work/endless.txt")
 [ "$lines" -gt 0 ] || fail "nothing drained to the sink"
 grep -q "^out .* $lines " "$work/stderr" || true
 # 130 from a workflow: the first SIGINT stops it and lets its pipeline drain; the second cancels the pipeline,
-# here stuck with every item waiting out an hour's retry backoff, so the run ends at once.
+# here stuck with every item waiting out an hour's retry backoff, so the run ends at once. Meanwhile the
+# config's admission control (max_load 1, and the stuck task holds 1) refuses the second task at once.
 cat >"$work/wf-stuck.yaml" <<'YAML'
 plugins: {dirs: [plugins]}
+backpressure: {max_load: 1}
 workflow:
   tasks:
     - name: stuck
@@ -137,6 +139,10 @@ workflow:
             params: {fail_times: "1000000"}
             retry: {limit: 5, backoff: {initial: 1h, max: 1h, jitter: false}}
             on_error: skip
+        sink: {name: out, uses: pipetest.collect, params: {path: "${out}"}}
+    - name: refused
+      pipeline:
+        source: {name: numbers, uses: pipetest.count, params: {n: 1}}
         sink: {name: out, uses: pipetest.collect, params: {path: "${out}"}}
 YAML
 rm -f "$work/started"
@@ -154,4 +160,6 @@ if kill -0 "$pid" 2>/dev/null; then fail "a second SIGINT did not cancel the wor
 set +e; wait "$pid"; got=$?; set -e
 pid=""
 [ "$got" -eq 130 ] || { cat "$work/stderr" >&2; fail "cancelled workflow exited $got, expected 130"; }
+grep -q "refused .*failed .*the scheduler refused it: overloaded: load 1 + 1 > max 1" "$work/stderr" ||
+  fail "backpressure.max_load did not refuse the second task: $(cat "$work/stderr")"
 echo "cli run tests passed"

@@ -1101,6 +1101,12 @@ void Reader::read_config(const YamlNode* root, Config& config) {
   }
   if (pipeline != nullptr) config.pipeline = read_pipeline(pipeline->value);
   if (workflow != nullptr) config.workflow = read_workflow(workflow->value);
+  if (const Field* b = f.get("backpressure"); b != nullptr && pipeline != nullptr && workflow == nullptr) {
+    // Admission control sheds tasks submitted to the scheduler; a pipeline's items are not tasks.
+    warning(pos(b->key),
+            "backpressure has no effect on a pipeline: it refuses workflow tasks; a pipeline's "
+            "items are bounded, without loss, by its stages' max_in_flight and concurrency");
+  }
 }
 
 std::optional<std::string> read_file(const std::filesystem::path& path, const std::string& name,
