@@ -30,6 +30,7 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
+#include <taskhive/config.hpp>
 #include <taskhive/loader.hpp>
 
 #include "config_commands.hpp"
@@ -106,7 +107,7 @@ int main(int argc, char** argv) try {
   auto* run = app.add_subcommand("run", "Run a pipeline or workflow config");
   add_config_options(run);
   run->add_option("--workers", config_args.workers, "Worker threads (overrides scheduler.workers)")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1u, taskhive::SchedulerConfig::max_workers));
   run->footer(
       "Ctrl-C once: stop the source and drain the items in flight; twice: cancel.\n"
       "Exit status: 0 all good; 1 failed or dead-lettered items or failed tasks; 2 config or usage error; "
@@ -138,7 +139,7 @@ int main(int argc, char** argv) try {
   plugins->add_flag("--no-cache", no_cache,
                     "Neither read nor write the probe cache ($XDG_CACHE_HOME/taskhive/probe-cache.json)");
   plugins->add_option("--probe-timeout", probe_timeout_ms, "Time limit per plugin in the probe, milliseconds")
-      ->check(CLI::PositiveNumber);
+      ->check(CLI::Range(1u, taskhive::SchedulerConfig::max_workers));
   plugins->footer(
       "Environment: TASKHIVE_PLUGIN_PATH, colon-separated absolute directories, searched after --plugins.");
 

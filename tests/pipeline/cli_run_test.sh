@@ -59,6 +59,10 @@ grep -q "bad.yaml:4:.*pipetest.nosuch" "$work/stderr" || fail "nosuch: $(cat "$w
 expect_exit 2 run "$work/good.yaml"   # ${out} unset
 grep -q "variable 'out' is not set" "$work/stderr" || fail "unset var: $(cat "$work/stderr")"
 expect_exit 2 run "$work/does-not-exist.yaml"
+for workers in 0 5000; do   # the config's range for scheduler.workers
+  expect_exit 2 run "$work/good.yaml" --var out=x --workers "$workers"
+  grep -q "^--workers: Value $workers not in range 1 to 4096" "$work/stderr" || fail "--workers: $(cat "$work/stderr")"
+done
 expect_exit 0 validate "$work/good.yaml" --var out=x --print
 grep -q "max_in_flight: 64" "$work/stdout" || fail "--print lacks defaults"
 

@@ -71,7 +71,9 @@ inline constexpr std::size_t unlimited_concurrency = 0;
 inline constexpr std::size_t serial_concurrency = 1;
 
 struct SchedulerConfig {
-  Sourced<unsigned> workers{0};  ///< 0: one per hardware thread (written `auto`)
+  /// The most workers a config (or `taskhive run --workers`) may ask for.
+  static constexpr unsigned max_workers = 4096;
+  Sourced<unsigned> workers{0};  ///< 0: one per hardware thread (written `auto`); else 1 to max_workers
   Sourced<std::size_t> queue_capacity{100'000};
   Sourced<ConfigOrder> order{ConfigOrder::aging};
   SourcePos pos{};

@@ -444,8 +444,8 @@ class Reader {
           out.workers = {0, pos(w->value)};
         } else if (!n) {
           error(w->value, fmt::format("expected a positive integer or auto, got {}", quote(*value)));
-        } else if (*n < 1 || *n > 4096) {
-          error(w->value, range_message("workers", *n, 1, 4096));
+        } else if (*n < 1 || *n > SchedulerConfig::max_workers) {
+          error(w->value, range_message("workers", *n, 1, SchedulerConfig::max_workers));
         } else {
           out.workers = {static_cast<unsigned>(*n), pos(w->value)};
         }
