@@ -390,9 +390,12 @@ TEST_CASE("an empty list of available plugins makes every kind unknown") {
   auto options = no_environment();
   options.plugins = none;  // as the CLI will: options.plugins = registry.records()
   const auto result = load_config_string(minimal, "n.yaml", options);
-  CHECK(diagnostics(result) ==
-        "n.yaml:2:31: error: unknown plugin kind 'fs.walk'; no source kinds are available\n"
-        "n.yaml:3:29: error: unknown plugin kind 'out.stdout'; no sink kinds are available\n");
+  CHECK(
+      diagnostics(result) ==
+      "n.yaml:2:31: error: unknown plugin kind 'fs.walk'; no plugins were found: name a plugin directory "
+      "in plugins.dirs, with --plugins DIR, or in TASKHIVE_PLUGIN_PATH\n"
+      "n.yaml:3:29: error: unknown plugin kind 'out.stdout'; no plugins were found: name a plugin directory "
+      "in plugins.dirs, with --plugins DIR, or in TASKHIVE_PLUGIN_PATH\n");
 }
 
 TEST_CASE("pipelines of workflow tasks load from files relative to the config") {

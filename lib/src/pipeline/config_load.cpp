@@ -731,9 +731,14 @@ class Reader {
   void check_kind(const PluginRef& uses, std::string_view type, Params& params, const SourcePos& owner) {
     if (!options_.plugins || uses.plugin.empty()) return;
     const std::vector<std::string> available = kinds_of_type(type);
-    const std::string listing = available.empty()
-                                    ? fmt::format("no {} kinds are available", type)
-                                    : fmt::format("available {} kinds: {}", type, join(available));
+    std::string listing = fmt::format("available {} kinds: {}", type, join(available));
+    if (plugins_.empty()) {
+      listing =
+          "no plugins were found: name a plugin directory in plugins.dirs, with --plugins DIR, or in "
+          "TASKHIVE_PLUGIN_PATH";
+    } else if (available.empty()) {
+      listing = fmt::format("no {} kinds are available", type);
+    }
     const PluginRecord* record = find_plugin(uses.plugin);
     const PluginKind* kind = nullptr;
     if (record != nullptr)
