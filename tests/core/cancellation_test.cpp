@@ -146,6 +146,43 @@ TEST_CASE("a task group cancels its members together", "[cancel][group]") {
   }
 }
 
+TEST_CASE("a group whose members cancel it from on_final is walked once", "[cancel][group]") {
+  // "First result wins": every member's on_final cancels the group. Each cancel() used to walk the whole
+  // member list again from inside the previous one: memory and stack quadratic in the group's size, and a
+  // stack overflow at 20000 members.
+  constexpr int kMembers = 20'000;
+  Scheduler scheduler({.workers = 1, .queue_capacity = kMembers + 1});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  TaskGroup group;
+  std::atomic<int> finals{0};
+  for (int i = 0; i < kMembers; ++i) {
+    scheduler.submit([] {}, {.group = group, .on_final = [&finals, group](const TaskHandle&) mutable {
+                               finals++;
+                               group.cancel();
+                             }});
+  }
+  group.cancel();
+  gate.open();
+  scheduler.wait_idle();
+  CHECK(finals == kMembers);
+  CHECK(scheduler.metrics().cancelled == kMembers);
+  CHECK(group.active() == 0);
+}
+
+TEST_CASE("a moved-from task group still refers to the group", "[cancel][group]") {
+  Scheduler scheduler({.workers = 1});
+  TaskGroup group;
+  TaskGroup moved = std::move(group);
+  // NOLINTNEXTLINE(bugprone-use-after-move): the point of the test
+  auto member = scheduler.submit([] {}, {.group = group});
+  group.cancel();
+  CHECK(moved.cancelled());
+  CHECK(member.wait() != TaskState::failed);  // succeeded, or cancelled if it had not run yet
+  CHECK(moved.active() == 0);
+}
+
 TEST_CASE("cancel_all ends every accepted task but not later ones", "[cancel]") {
   auto clock = std::make_shared<ManualClock>();
   Scheduler scheduler({.workers = 1, .clock = clock});

@@ -18,13 +18,20 @@ struct GroupState;
 ///   crawl.cancel();              // queued members end cancelled; running ones see cancellation_requested()
 /// @endcode
 ///
-/// A value type sharing one state: copies refer to the same group. Thread-safe. A task submitted into a group
+/// A value type sharing one state: copies refer to the same group, and so does a moved-from group (a move
+/// copies). Thread-safe. A task submitted into a group
 /// that is already cancelled ends cancelled without running.
 class TaskGroup {
  public:
   TaskGroup();
+  // Declared so that no move constructor is: a move copies, and the source stays a usable handle.
+  TaskGroup(const TaskGroup&) = default;
+  TaskGroup& operator=(const TaskGroup&) = default;
+  ~TaskGroup() = default;
 
-  /// Cancels every member (as TaskHandle::cancel does) and every later member. Idempotent.
+  /// Cancels every member (as TaskHandle::cancel does) and every later member. Idempotent: once the group is
+  /// cancelled, a later call (from a member's on_final, say: "first result wins") returns at once, and the
+  /// first call is the one that asks the members to stop.
   void cancel();
   bool cancelled() const noexcept;
 

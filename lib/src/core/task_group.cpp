@@ -33,8 +33,12 @@ void TaskGroup::cancel() {
   std::vector<std::weak_ptr<detail::TaskRecord>> members;
   {
     std::lock_guard lock(state_->mutex);
-    state_->cancelled.store(true, std::memory_order_release);
-    members = state_->members;  // cancel outside the lock: finishing a task takes other locks
+    // Once only: each member ended here runs its on_final, which may cancel the group again; walking the
+    // list again from there cost memory and stack quadratic in the group's size.
+    if (state_->cancelled.exchange(true, std::memory_order_acq_rel)) return;
+    // Taken, not copied: join() admits no one from now on. Cancelled outside the lock: finishing a task
+    // takes other locks.
+    members.swap(state_->members);
   }
   for (auto& weak : members) {
     if (auto member = weak.lock()) detail::request_stop(member, detail::StopReason::cancelled);
