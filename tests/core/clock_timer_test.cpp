@@ -5,6 +5,7 @@
 #include <mutex>
 #include <vector>
 
+#include "support/epoch_clock.hpp"
 #include "support/gate.hpp"
 #include "taskhive/clock.hpp"
 #include "taskhive/timer.hpp"
@@ -26,6 +27,22 @@ TEST_CASE("a manual clock moves only when told, and never backwards", "[clock]")
   CHECK(clock.now() == start + 5s);
   clock.set(start + 10s);
   CHECK(clock.now() == start + 10s);
+  clock.advance(std::chrono::nanoseconds::max());  // saturates: a wrapped sum would go far back
+  CHECK(clock.now() == ManualClock::time_point::max());
+  clock.advance(1s);
+  CHECK(clock.now() == ManualClock::time_point::max());
+}
+
+TEST_CASE("a timer on a clock that reads before its epoch still fires", "[timer][clock]") {
+  // A steady clock shifted back a century reads negative; max() - now then overflowed, every due time
+  // saturated to "never", and retries never came back.
+  auto clock = std::make_shared<taskhive::test::EpochClock>();
+  clock->ns = -3'000'000'000'000'000'000;
+  Timer timer(clock);
+  Signal fired;
+  timer.schedule_after(10ms, [&] { fired.notify(); });
+  clock->ns += 1'000'000'000;  // EpochClock's waiters poll it
+  CHECK(fired.wait_for_count(1));
 }
 
 TEST_CASE("a timer on a manual clock fires exactly when time reaches the due time", "[timer]") {

@@ -726,6 +726,33 @@ TEST_CASE("a task that succeeds after a retry reports no error", "[scheduler][re
   CHECK(task.exception() == nullptr);
 }
 
+TEST_CASE("timeouts and retries work on a clock that reads before its epoch", "[scheduler][clock]") {
+  auto clock = std::make_shared<taskhive::test::EpochClock>();
+  clock->ns = -3'000'000'000'000'000'000;  // a century before
+  Scheduler scheduler({.workers = 1, .clock = clock});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  auto late = scheduler.submit([] {}, {.timeout = 10ms});
+  std::atomic<int> attempts{0};
+  auto flaky = scheduler.submit(
+      [&] {
+        if (++attempts == 1) throw std::runtime_error("once");
+      },
+      {.retry = {.max_retries = 1, .initial_delay = 10ms, .jitter = false}});
+  clock->ns += 1'000'000'000;
+  REQUIRE(late.wait_for(30s));
+  CHECK(late.state() == TaskState::timed_out);
+  gate.open();
+  while (attempts.load() == 0) std::this_thread::yield();
+  while (flaky.state() != TaskState::retry_wait && !taskhive::is_final(flaky.state()))
+    std::this_thread::yield();
+  clock->ns += 1'000'000'000;
+  REQUIRE(flaky.wait_for(30s));
+  CHECK(flaky.state() == TaskState::succeeded);
+  CHECK(attempts == 2);
+}
+
 TEST_CASE("a clock that reads its epoch still gives a task every timestamp", "[scheduler][clock]") {
   Scheduler scheduler({.workers = 1, .clock = std::make_shared<taskhive::test::EpochClock>()});
   auto task = scheduler.submit([] {});

@@ -2,6 +2,8 @@
 
 #include <chrono>
 
+#include "time_math.hpp"
+
 namespace taskhive {
 
 std::shared_ptr<Clock> Clock::steady() {
@@ -36,7 +38,11 @@ void ManualClock::unsubscribe(SubscriptionId id) {
 
 void ManualClock::advance(duration d) {
   if (d <= duration::zero()) return;
-  now_.fetch_add(d.count(), std::memory_order_acq_rel);
+  // Saturating: a wrapped sum would move a monotonic clock back to before every deadline set so far.
+  auto current = now_.load(std::memory_order_acquire);
+  while (!now_.compare_exchange_weak(current, detail::saturating_add(current, d.count()),
+                                     std::memory_order_acq_rel)) {
+  }
   notify_subscribers();
 }
 
