@@ -3,10 +3,12 @@
 #include <atomic>
 #include <chrono>
 #include <mutex>
+#include <thread>
 #include <vector>
 
 #include "support/epoch_clock.hpp"
 #include "support/gate.hpp"
+#include "support/impatient_clock.hpp"
 #include "taskhive/clock.hpp"
 #include "taskhive/timer.hpp"
 
@@ -143,4 +145,32 @@ TEST_CASE("destroying a timer discards callbacks that have not run", "[timer]") 
   }
   clock->advance(2s);
   CHECK(ran == 0);
+}
+
+TEST_CASE("a timer whose clock never blocks in wait_until still lets others schedule and cancel", "[timer]") {
+  auto clock = std::make_shared<taskhive::test::ImpatientClock>();
+  Timer timer(clock);
+  timer.schedule_after(1h, [] {});  // the timer thread spins on its clock until then
+  while (clock->waits.load() == 0) std::this_thread::yield();  // it is spinning now
+  for (int i = 0; i < 100; ++i) CHECK(timer.cancel(timer.schedule_after(1h, [] {})));
+  CHECK(timer.pending() == 1);
+}
+
+TEST_CASE("a timer with a null clock uses the steady clock", "[timer]") {
+  Timer timer(nullptr);
+  CHECK(timer.clock() == taskhive::Clock::steady());
+  Signal fired;
+  timer.schedule_after(1ms, [&] { fired.notify(); });
+  CHECK(fired.wait_for_count(1));
+}
+
+TEST_CASE("a timer callback may destroy its own timer", "[timer]") {
+  auto timer = std::make_unique<Timer>();
+  Signal destroyed;
+  timer->schedule_after(0ns, [&] {
+    timer.reset();  // used to join its own thread: std::system_error in a noexcept destructor, terminate
+    destroyed.notify();
+  });
+  REQUIRE(destroyed.wait_for_count(1));
+  CHECK(timer == nullptr);
 }

@@ -23,6 +23,7 @@
 
 #include "support/epoch_clock.hpp"
 #include "support/gate.hpp"
+#include "support/impatient_clock.hpp"
 #include "taskhive/scheduler.hpp"
 #include "test_seams.hpp"
 
@@ -594,6 +595,23 @@ TEST_CASE("a task that waited for room is queued from when it got in", "[schedul
   CHECK(*blocked.queued_at() - blocked.created_at() == 10s);
   CHECK(blocked.started_at() ==
         blocked.queued_at());  // it waited in the queue for no time: the clock stood still
+}
+
+TEST_CASE("submit_for on a clock that never blocks in wait_until lets workers free a slot",
+          "[scheduler][capacity][clock]") {
+  auto clock = std::make_shared<taskhive::test::ImpatientClock>();
+  Scheduler scheduler({.workers = 1, .queue_capacity = 1, .clock = clock});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  scheduler.submit([] {});  // fills the only slot
+  std::thread opener([&] {
+    while (clock->waits.load() == 0) std::this_thread::yield();  // the submitter spins, waiting for room
+    gate.open();  // the worker then needs the submitter's mutex to free the slot
+  });
+  auto in_time = scheduler.submit_for(1h, [] {});
+  opener.join();
+  CHECK(in_time.wait() == TaskState::succeeded);
 }
 
 TEST_CASE("submit blocks on a full queue until a slot frees up", "[scheduler][capacity]") {

@@ -28,9 +28,11 @@ using TimerId = std::uint64_t;
 ///
 /// Thread-safe. Callbacks run on the timer's thread, one at a time, in due order (ties in scheduling order);
 /// they must be short and must not block. An exception from a callback is logged and swallowed. Destroying
-/// the timer discards callbacks that have not run.
+/// the timer discards callbacks that have not run; a callback may destroy its own timer (the thread then
+/// finishes that callback and exits on its own).
 class Timer {
  public:
+  /// A null clock means Clock::steady().
   explicit Timer(std::shared_ptr<Clock> clock = Clock::steady(), std::string thread_name = "taskhive-timer");
   ~Timer();
   Timer(const Timer&) = delete;
@@ -48,7 +50,8 @@ class Timer {
   const std::shared_ptr<Clock>& clock() const noexcept;
 
  private:
-  std::unique_ptr<detail::TimerState> state_;
+  // Shared with the thread, which outlives the Timer when a callback destroys it.
+  std::shared_ptr<detail::TimerState> state_;
 };
 
 }  // namespace taskhive

@@ -47,6 +47,11 @@ struct TimerState {
       auto first = due.begin();
       if (clock->now() < first->first.first) {
         clock->wait_until(lock, wake, first->first.first);
+        // A clock's wait_until may return at once (spurious returns are allowed); without a gap here such a
+        // clock would keep the mutex from schedule_at() and cancel() for good.
+        lock.unlock();
+        std::this_thread::yield();
+        lock.lock();
         continue;
       }
       auto callback = std::move(first->second);
@@ -69,14 +74,15 @@ struct TimerState {
 }  // namespace detail
 
 Timer::Timer(std::shared_ptr<Clock> clock, std::string thread_name)
-    : state_(std::make_unique<detail::TimerState>()) {
+    : state_(std::make_shared<detail::TimerState>()) {
   auto* state = state_.get();
-  state->clock = std::move(clock);
+  state->clock = clock ? std::move(clock) : Clock::steady();
+  // Unsubscribed in the destructor before the state can go: a raw pointer is enough here.
   state->subscription = state->clock->subscribe([state] {
     std::lock_guard lock(state->mutex);
     state->wake.notify_all();
   });
-  state->thread = std::thread([state, name = std::move(thread_name)] { state->run(name); });
+  state->thread = std::thread([keep = state_, name = std::move(thread_name)] { keep->run(name); });
 }
 
 Timer::~Timer() {
@@ -86,7 +92,13 @@ Timer::~Timer() {
     state_->stopping = true;
     state_->wake.notify_all();
   }
-  state_->thread.join();
+  if (state_->thread.get_id() == std::this_thread::get_id()) {
+    // Destroyed by one of its own callbacks: the thread cannot join itself. It holds the state, finishes
+    // the callback, sees `stopping` and exits.
+    state_->thread.detach();
+  } else {
+    state_->thread.join();
+  }
 }
 
 TimerId Timer::schedule_at(Clock::time_point due, std::function<void()> callback) {
