@@ -668,7 +668,8 @@ TEST_CASE("huge durations saturate instead of overflowing", "[scheduler][timeout
   CHECK(forever.wait_for(std::chrono::nanoseconds::max()));
 }
 
-TEST_CASE("an empty callable is refused at submit, before anything is counted", "[scheduler]") {
+TEST_CASE("an empty callable or a bad retry multiplier is refused at submit, before anything is counted",
+          "[scheduler]") {
   Scheduler scheduler({.workers = 1});
   std::function<void()> none;
   std::function<void(TaskContext&)> none_with_context;
@@ -676,6 +677,11 @@ TEST_CASE("an empty callable is refused at submit, before anything is counted", 
   CHECK_THROWS_WITH(scheduler.submit(none), "taskhive: an empty callable was submitted as a task");
   CHECK_THROWS_AS(scheduler.try_submit(none_with_context), std::invalid_argument);
   CHECK_THROWS_AS(scheduler.submit_for(1s, null_pointer), std::invalid_argument);
+  for (const double multiplier :
+       {std::numeric_limits<double>::quiet_NaN(), std::numeric_limits<double>::infinity(), 0.5, -2.0}) {
+    CHECK_THROWS_WITH(scheduler.submit([] {}, {.retry = {.max_retries = 1, .multiplier = multiplier}}),
+                      Catch::StartsWith("RetryPolicy::multiplier must be a finite number of at least 1"));
+  }
   const auto m = scheduler.metrics();
   CHECK(m.submitted == 0);
   CHECK(m.rejected == 0);

@@ -184,6 +184,9 @@ TEST_CASE("limits stay within their minimum and maximum", "[adaptive]") {
     AimdLimit aimd({.initial_limit = kMax - 1, .min_limit = 4, .max_limit = kMax});
     CHECK(aimd.update({.rtt = 1ms, .in_flight = kMax}) == kMax);
     CHECK(aimd.update({.rtt = 1ms, .in_flight = kMax}) == kMax);  // used to wrap to 0
+    taskhive::AdaptiveLimiter limiter(
+        std::make_unique<AimdLimit>(taskhive::AimdConfig{.initial_limit = kMax, .max_limit = kMax}));
+    CHECK(limiter.stats().limit == std::numeric_limits<std::int64_t>::max());  // it read -1
   }
   SECTION("Gradient2 limits beyond SIZE_MAX read as SIZE_MAX, latencies beyond INT64_MAX ns as the maximum") {
     CHECK(Gradient2Limit({.initial_limit = 1e20, .max_limit = 1e20}).limit() ==

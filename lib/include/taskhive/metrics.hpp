@@ -97,7 +97,7 @@ struct MetricsSnapshot {
   // Latency.
   HistogramSnapshot queue_wait;  ///< from (re)queueing to start
   HistogramSnapshot run_time;    ///< one attempt's run
-  /// The admission policy's numbers, when the scheduler has one.
+  /// The admission policy's numbers, when the scheduler has one (and its stats() did not throw).
   std::optional<AdmissionStats> admission;
 
   std::uint64_t finished() const noexcept { return succeeded + failed + cancelled + timed_out; }

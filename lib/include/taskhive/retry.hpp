@@ -18,6 +18,7 @@ struct RetryPolicy {
   /// Runs after the first failure; 0 means the first failure is final.
   std::int32_t max_retries = 0;
   std::chrono::nanoseconds initial_delay = std::chrono::milliseconds(100);
+  /// Finite and at least 1 (1: a constant delay); anything else makes submit throw std::invalid_argument.
   double multiplier = 2.0;
   /// shutdown(ShutdownMode::drain) and the destructor wait for pending retries: a max_delay of hours holds
   /// them up that long (nanoseconds::max(): for ever); ShutdownMode::cancel ends retry-waiting tasks at once.

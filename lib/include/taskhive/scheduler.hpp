@@ -98,8 +98,10 @@ class Scheduler {
   /// Submits a task, waiting for queue room if the queue is full. Rejected only while shutting down or by
   /// the admission policy (SchedulerOptions::admission). The task counts as queued from when it gets room.
   /// `fn` is callable as fn(TaskContext&) or fn(); a throw is a failed attempt. An empty callable (a null
-  /// std::function or function pointer) throws std::invalid_argument here, before anything is counted, as do
-  /// try_submit() and submit_for().
+  /// std::function or function pointer) or a retry multiplier that is not a finite number >= 1 throws
+  /// std::invalid_argument here, before anything is counted, as in try_submit() and submit_for().
+  /// From inside one of this scheduler's own tasks use try_submit(): waiting there for room can deadlock
+  /// once every worker waits.
   template <typename F>
   TaskHandle submit(F&& fn, TaskOptions options = {}) {
     return submit_impl(wrap(std::forward<F>(fn)), std::move(options), Wait::forever, {});

@@ -86,6 +86,8 @@ struct TaskOptions {
   /// thread, or the caller of submit, cancel, cancel_all or shutdown. So keep it short and never block in it:
   /// to start more work call try_submit (submit may wait for queue room, which on a worker can deadlock).
   /// wait_idle() and shutdown() return only after it returned. An exception from it is logged and dropped.
+  /// A task it ends (cancel()) runs its own on_final there too, on the same stack: a chain of tens of
+  /// thousands of tasks each cancelling the next from on_final can overflow the stack.
   std::function<void(const TaskHandle&)> on_final{};
 };
 

@@ -1,6 +1,7 @@
 #include "taskhive/scheduler.hpp"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <exception>
 #include <limits>
@@ -794,7 +795,15 @@ MetricsSnapshot SchedulerCore::metrics() const {
   m.queued = flow_.queued.get();
   m.retry_wait = counters_.get(Event::retry_entered) - counters_.get(Event::retry_left);
   m.in_flight = flow_.in_flight.get();
-  if (options_.admission) m.admission = options_.admission->stats();
+  if (options_.admission) {
+    // One failing policy must not hide every other figure: its part stays empty, and the log says why.
+    try {
+      m.admission = options_.admission->stats();
+    } catch (...) {
+      logger()->warn("scheduler '{}': the admission policy's stats() failed: {}", options_.name,
+                     describe(std::current_exception()));
+    }
+  }
   // Every attempt records its queue wait as it starts and its run time as it ends, so the histograms count
   // starts and ends and their difference is the running gauge: no counters of its own to bump per task.
   // Ends are read first, so an attempt counted as ended is also counted as started.
@@ -838,6 +847,12 @@ Scheduler::~Scheduler() {
 
 TaskHandle Scheduler::submit_impl(TaskFunction fn, TaskOptions options, Wait wait,
                                   std::chrono::nanoseconds timeout) {
+  // A NaN, infinite or shrinking multiplier made every backoff after the first a draw from the whole
+  // max_delay range: a programming error, refused before anything is counted.
+  if (const double m = options.retry.multiplier; !(std::isfinite(m) && m >= 1.0)) {
+    throw std::invalid_argument(
+        fmt::format("RetryPolicy::multiplier must be a finite number of at least 1 (got {})", m));
+  }
   std::optional<Clock::time_point> until;
   if (wait == Wait::until_timeout) {
     until = detail::saturating_add(core_->options().clock->now(), timeout);

@@ -227,11 +227,17 @@ void AdaptiveLimiter::notify_listeners() noexcept {
   }
 }
 
+namespace {
+std::int64_t clamp_to_int64(std::size_t n) noexcept {
+  return static_cast<std::int64_t>(std::min<std::size_t>(n, std::numeric_limits<std::int64_t>::max()));
+}
+}  // namespace
+
 AdmissionStats AdaptiveLimiter::stats() const {
   return {.load = load_.load(std::memory_order_relaxed),
           .peak_load = peak_load_.load(std::memory_order_relaxed),
-          .limit = static_cast<std::int64_t>(limit()),
-          .in_flight = static_cast<std::int64_t>(in_flight()),
+          .limit = clamp_to_int64(limit()),  // an AIMD max_limit of SIZE_MAX read -1
+          .in_flight = clamp_to_int64(in_flight()),
           .accepted = accepted_.load(std::memory_order_relaxed),
           .rejected = rejected_.load(std::memory_order_relaxed)};
 }
