@@ -1,5 +1,6 @@
-// Links the installed package and runs a few tasks: proves headers, library and dependencies install
-// together.
+// Links the installed package, runs a few tasks and loads a plugin built with the package's
+// taskhive_add_plugin(): proves headers, library, dependencies and the plugin helper install together.
+#include <taskhive/loader.hpp>
 #include <taskhive/scheduler.hpp>
 
 #include <atomic>
@@ -15,5 +16,18 @@ int main() {
     if (m.succeeded != 100) return 1;
   }
   std::printf("consumer ran %d tasks\n", ran.load());
-  return ran.load() == 100 ? 0 : 1;
+  if (ran.load() != 100) return 1;
+
+  auto plugins = taskhive::load_plugins({.dirs = {CONSUMER_PLUGIN_DIR}});
+  if (!plugins) {
+    std::printf("load_plugins failed: %s\n", plugins.error().c_str());
+    return 1;
+  }
+  for (const auto& record : plugins->records()) {
+    std::printf("plugin %s: %s %s\n", record.path.c_str(),
+                std::string(taskhive::to_string(record.status)).c_str(), record.reason.c_str());
+  }
+  if (plugins->descriptor("consumer_upper") == nullptr) return 1;
+  std::printf("consumer loaded its plugin\n");
+  return 0;
 }
