@@ -183,47 +183,6 @@ TEST_CASE("a moved-from task group still refers to the group", "[cancel][group]"
   CHECK(moved.active() == 0);
 }
 
-namespace {
-
-// A capture whose destructor asks its own task's handle how it ended: the callable is destroyed while the
-// task's end is being recorded, on the thread recording it.
-struct AsksItsHandle {
-  std::shared_ptr<TaskHandle> self = std::make_shared<TaskHandle>();
-  std::shared_ptr<std::atomic<int>> seen = std::make_shared<std::atomic<int>>(-1);
-  AsksItsHandle() = default;
-  AsksItsHandle(const AsksItsHandle&) = default;
-  AsksItsHandle(AsksItsHandle&&) = default;
-  AsksItsHandle& operator=(AsksItsHandle&&) = default;
-  ~AsksItsHandle() {
-    if (self && self->valid()) {
-      const auto via_state = self->state();
-      const auto via_wait = self->wait();
-      if (via_state == via_wait && self->wait_for(0s)) seen->store(static_cast<int>(via_state));
-    }
-  }
-};
-
-}  // namespace
-
-TEST_CASE("a callable whose destructor asks its own handle does not hang the task's end", "[cancel]") {
-  Scheduler scheduler({.workers = 1});
-  Gate gate;
-  scheduler.submit([&] { gate.wait(); });
-  REQUIRE(gate.wait_for_waiters(1));
-  AsksItsHandle asker;
-  auto seen = asker.seen;
-  auto slot = asker.self;
-  *slot = scheduler.submit([asker] {});
-  asker = AsksItsHandle{};  // only the scheduler's copy refers to the task now
-  const TaskHandle task = *slot;
-  CHECK(task.cancel());  // ends it here, on this thread, which used to wait for itself in the destructor
-  CHECK(task.state() == TaskState::cancelled);
-  CHECK(seen->load() == static_cast<int>(TaskState::cancelled));
-  *slot = TaskHandle{};  // the handle in the slot kept the record alive
-  gate.open();
-  scheduler.wait_idle();
-}
-
 TEST_CASE("cancel_all ends every accepted task but not later ones", "[cancel]") {
   auto clock = std::make_shared<ManualClock>();
   Scheduler scheduler({.workers = 1, .clock = clock});

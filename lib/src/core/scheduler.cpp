@@ -740,14 +740,7 @@ void SchedulerCore::finish(TaskRecord& record, TaskState final_state, std::excep
   if (record.extras) {
     if (auto timer = record.extras->deadline_timer.exchange(0)) timer_.cancel(timer);
   }
-  {
-    // Free what the callable captured as soon as it cannot run again, before the state is published (so a
-    // final task never still holds its captures); its destructor may ask the task's handle (FinishingHere).
-    const auto outer = finishing_here;
-    finishing_here = {&record, final_state};
-    record.fn = nullptr;
-    finishing_here = outer;
-  }
+  record.fn = nullptr;  // free what the callable captured as soon as it cannot run again
   const auto finished = now != 0 ? now : now_ns();
   record.finished_ns.store(finished, std::memory_order_relaxed);
   if (record.admitted) {

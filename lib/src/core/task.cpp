@@ -106,8 +106,6 @@ TaskState TaskHandle::state() const {
   auto state = r.state.load(std::memory_order_acquire);
   if (state == detail::kRequeueing) return TaskState::retry_wait;  // on its way back to the queue
   if (state == detail::kFinishing) {  // its end is being recorded, for well under a microsecond: wait it out
-    // ...unless this thread is recording it (the callable's destructor is asking): it knows the outcome.
-    if (detail::finishing_here.record == &r) return detail::finishing_here.state;
     detail::wait_final(r, nullptr);
     state = r.state.load(std::memory_order_acquire);
   }
@@ -121,13 +119,11 @@ std::int32_t TaskHandle::attempts() const {
 }
 
 TaskState TaskHandle::wait() const {
-  if (detail::finishing_here.record == &record()) return detail::finishing_here.state;  // see state()
   detail::wait_final(record(), nullptr);
   return state();
 }
 
 bool TaskHandle::wait_for(std::chrono::nanoseconds timeout) const {
-  if (detail::finishing_here.record == &record()) return true;  // see state()
   const auto until = detail::saturating_add(std::chrono::steady_clock::now(), timeout);
   return detail::wait_final(record(), &until);
 }

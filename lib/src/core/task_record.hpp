@@ -20,15 +20,6 @@ struct TaskRecord;
 /// are published only once everything about the task is written. Not a public state: readers wait it out.
 inline constexpr TaskState kFinishing = static_cast<TaskState>(0xFF);
 
-/// The task whose end this thread is recording, and the state it will publish: set while finish() destroys
-/// the task's callable, whose destructor may ask the task's own handle for its state (or wait for it), which
-/// would otherwise wait out kFinishing for ever on the very thread that is to clear it.
-struct FinishingHere {
-  const TaskRecord* record = nullptr;
-  TaskState state = TaskState::queued;
-};
-inline thread_local FinishingHere finishing_here;
-
 /// Held in TaskRecord::state by the timer's callback while it moves a task from retry_wait back to queued:
 /// claiming the task first means that a task someone else has already ended is not touched (nor counted)
 /// again. Not a public state: TaskHandle::state() reports it as retry_wait; request_stop() waits it out.
