@@ -29,8 +29,8 @@ file(REMOVE_RECURSE "${cache_home}")
 set(ENV{XDG_CACHE_HOME} "${cache_home}")
 
 # --json: one object per candidate with path, status, name, version, kinds and reason. Probed: the good one is
-# "available", not loaded.
-execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}" --json
+# "available", not loaded. (--probe-timeout 60000: any value up to an hour is taken.)
+execute_process(COMMAND "${TASKHIVE}" plugins --plugins "${CORPUS_DIR}" --json --probe-timeout 60000
   RESULT_VARIABLE rc OUTPUT_VARIABLE out ERROR_VARIABLE err)
 expect("rc EQUAL 0" "taskhive plugins --json exited ${rc} (refusals must not fail the command): ${err}")
 string(JSON count LENGTH "${out}")
