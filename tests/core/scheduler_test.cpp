@@ -614,6 +614,25 @@ TEST_CASE("submit_for on a clock that never blocks in wait_until lets workers fr
   CHECK(in_time.wait() == TaskState::succeeded);
 }
 
+TEST_CASE("a second submit_for on a clock that never blocks keeps its own deadline",
+          "[scheduler][capacity][clock]") {
+  auto clock = std::make_shared<taskhive::test::ImpatientClock>();
+  Scheduler scheduler({.workers = 1, .queue_capacity = 1, .clock = clock});
+  Gate gate;
+  scheduler.submit([&] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  scheduler.submit([] {});  // fills the only slot
+  TaskHandle patient;
+  std::thread first([&] { patient = scheduler.submit_for(1h, [] {}); });
+  while (clock->waits.load() == 0) std::this_thread::yield();  // the first spins, waiting for room
+  // It used to hold the mutex for its whole hour: this one could not even look at its own 10 ms.
+  auto hasty = scheduler.submit_for(10ms, [] {});
+  CHECK(hasty.reject_reason() == taskhive::RejectReason::queue_full);
+  gate.open();
+  first.join();
+  CHECK(patient.wait() == TaskState::succeeded);
+}
+
 TEST_CASE("submit blocks on a full queue until a slot frees up", "[scheduler][capacity]") {
   Scheduler scheduler({.workers = 1, .queue_capacity = 2});
   std::atomic<int> ran{0};

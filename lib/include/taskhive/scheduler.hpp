@@ -101,7 +101,9 @@ class Scheduler {
   /// std::function or function pointer) or a retry multiplier that is not a finite number >= 1 throws
   /// std::invalid_argument here, before anything is counted, as in try_submit() and submit_for().
   /// From inside one of this scheduler's own tasks use try_submit(): waiting there for room can deadlock
-  /// once every worker waits.
+  /// once every worker waits. The callable is destroyed as the task ends, before its final state is
+  /// published (a final task holds none of its captures), on the thread that ends it: a capture's destructor
+  /// must not call state(), wait() or wait_for() on the task's own handle, which would wait for itself.
   template <typename F>
   TaskHandle submit(F&& fn, TaskOptions options = {}) {
     return submit_impl(wrap(std::forward<F>(fn)), std::move(options), Wait::forever, {});

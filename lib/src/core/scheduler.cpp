@@ -359,6 +359,11 @@ SchedulerCore::Slot SchedulerCore::reserve_slot(bool wait, std::optional<Clock::
     } else {
       if (clock_->now() >= *until) break;
       clock_->wait_until(lock, space_cv_, *until);
+      // As in the timer: a clock whose wait_until returns at once must not keep other submitters (each with
+      // its own deadline) and release_slot() away from this mutex.
+      lock.unlock();
+      std::this_thread::yield();
+      lock.lock();
     }
   }
   space_waiters_.fetch_sub(1, std::memory_order_seq_cst);
