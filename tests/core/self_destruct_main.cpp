@@ -32,9 +32,13 @@ int main(int argc, char** argv) {
     released.notify_all();
   } else if (mode == "on_final") {
     auto holder = std::make_shared<std::shared_ptr<taskhive::Scheduler>>(scheduler);
-    auto task =
-        scheduler->submit([] {}, {.on_final = [holder](const taskhive::TaskHandle&) { holder->reset(); }});
+    // The task waits until main has let go, so that on_final holds the last reference when it runs (it
+    // used to run first now and then, and main's reset() destroyed the scheduler normally).
+    auto task = scheduler->submit([&released] { released.wait(false); },
+                                  {.on_final = [holder](const taskhive::TaskHandle&) { holder->reset(); }});
     scheduler.reset();
+    released = true;
+    released.notify_all();
     task.wait();
     scheduler = std::make_shared<taskhive::Scheduler>();  // not reached if on_final terminated first
     scheduler->wait_idle();
