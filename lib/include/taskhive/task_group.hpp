@@ -19,8 +19,8 @@ struct GroupState;
 /// @endcode
 ///
 /// A value type sharing one state: copies refer to the same group, and so does a moved-from group (a move
-/// copies). Thread-safe. A task submitted into a group
-/// that is already cancelled ends cancelled without running.
+/// copies). Thread-safe. A task submitted into a group that is already cancelled ends cancelled without
+/// running.
 class TaskGroup {
  public:
   TaskGroup();
