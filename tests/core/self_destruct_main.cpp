@@ -32,16 +32,20 @@ int main(int argc, char** argv) {
     released.notify_all();
   } else if (mode == "on_final") {
     auto holder = std::make_shared<std::shared_ptr<taskhive::Scheduler>>(scheduler);
-    // The task waits until main has let go, so that on_final holds the last reference when it runs (it
-    // used to run first now and then, and main's reset() destroyed the scheduler normally).
+    std::atomic<bool> survived{false};  // set only if dropping the last reference did not end the process
+    // The task waits until main has let go, so that on_final holds the last reference when it runs.
     auto task = scheduler->submit([&released] { released.wait(false); },
-                                  {.on_final = [holder](const taskhive::TaskHandle&) { holder->reset(); }});
+                                  {.on_final = [holder, &survived](const taskhive::TaskHandle&) {
+                                    holder->reset();
+                                    survived = true;
+                                    survived.notify_all();
+                                  }});
     scheduler.reset();
     released = true;
     released.notify_all();
-    task.wait();
-    scheduler = std::make_shared<taskhive::Scheduler>();  // not reached if on_final terminated first
-    scheduler->wait_idle();
+    // Not task.wait() alone: the task is final before its on_final runs, and main returning 0 then raced
+    // the worker's terminate (seen under ASan in CI).
+    survived.wait(false);
   } else {
     std::fprintf(stderr, "usage: taskhive_self_destruct worker|cancel|on_final\n");
     return 2;
