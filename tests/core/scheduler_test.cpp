@@ -521,13 +521,22 @@ TEST_CASE("tasks that suspend: wait_idle() is refused inside them and only there
   CHECK(refused_after.load() == 0);
 }
 
+namespace {
+
+// For a scheduler of one worker and one queue slot: the worker waits in `gate`, and a task takes the slot.
+void hold_worker_and_fill_queue(Scheduler& scheduler, Gate& gate) {
+  scheduler.submit([&gate] { gate.wait(); });
+  REQUIRE(gate.wait_for_waiters(1));
+  scheduler.submit([] {});
+}
+
+}  // namespace
+
 TEST_CASE("submit_for waits for room up to its timeout", "[scheduler][capacity]") {
   auto clock = std::make_shared<ManualClock>();
   Scheduler scheduler({.workers = 1, .queue_capacity = 1, .clock = clock});
   Gate gate;
-  scheduler.submit([&] { gate.wait(); });
-  REQUIRE(gate.wait_for_waiters(1));
-  scheduler.submit([] {});  // fills the only slot
+  hold_worker_and_fill_queue(scheduler, gate);
 
   SECTION("times out when no room appears") {
     std::atomic<bool> gave_up{false};
@@ -580,9 +589,7 @@ TEST_CASE("a task that waited for room is queued from when it got in", "[schedul
   auto clock = std::make_shared<WaiterCountingClock>();
   Scheduler scheduler({.workers = 1, .queue_capacity = 1, .clock = clock});
   Gate gate;
-  scheduler.submit([&] { gate.wait(); });
-  REQUIRE(gate.wait_for_waiters(1));
-  scheduler.submit([] {});  // fills the only slot
+  hold_worker_and_fill_queue(scheduler, gate);
 
   TaskHandle blocked;
   std::thread submitter([&] { blocked = scheduler.submit_for(1h, [] {}); });
@@ -593,44 +600,36 @@ TEST_CASE("a task that waited for room is queued from when it got in", "[schedul
   REQUIRE(blocked.wait() == TaskState::succeeded);
   REQUIRE(blocked.queued_at().has_value());
   CHECK(*blocked.queued_at() - blocked.created_at() == 10s);
-  CHECK(blocked.started_at() ==
-        blocked.queued_at());  // it waited in the queue for no time: the clock stood still
+  // It waited in the queue for no time: the clock stood still.
+  CHECK(blocked.started_at() == blocked.queued_at());
 }
 
-TEST_CASE("submit_for on a clock that never blocks in wait_until lets workers free a slot",
-          "[scheduler][capacity][clock]") {
+TEST_CASE("submit_for on a clock that never blocks in wait_until", "[scheduler][capacity][clock]") {
   auto clock = std::make_shared<taskhive::test::ImpatientClock>();
   Scheduler scheduler({.workers = 1, .queue_capacity = 1, .clock = clock});
   Gate gate;
-  scheduler.submit([&] { gate.wait(); });
-  REQUIRE(gate.wait_for_waiters(1));
-  scheduler.submit([] {});  // fills the only slot
-  std::thread opener([&] {
-    while (clock->waits.load() == 0) std::this_thread::yield();  // the submitter spins, waiting for room
-    gate.open();  // the worker then needs the submitter's mutex to free the slot
-  });
-  auto in_time = scheduler.submit_for(1h, [] {});
-  opener.join();
-  CHECK(in_time.wait() == TaskState::succeeded);
-}
+  hold_worker_and_fill_queue(scheduler, gate);
 
-TEST_CASE("a second submit_for on a clock that never blocks keeps its own deadline",
-          "[scheduler][capacity][clock]") {
-  auto clock = std::make_shared<taskhive::test::ImpatientClock>();
-  Scheduler scheduler({.workers = 1, .queue_capacity = 1, .clock = clock});
-  Gate gate;
-  scheduler.submit([&] { gate.wait(); });
-  REQUIRE(gate.wait_for_waiters(1));
-  scheduler.submit([] {});  // fills the only slot
-  TaskHandle patient;
-  std::thread first([&] { patient = scheduler.submit_for(1h, [] {}); });
-  while (clock->waits.load() == 0) std::this_thread::yield();  // the first spins, waiting for room
-  // It used to hold the mutex for its whole hour: this one could not even look at its own 10 ms.
-  auto hasty = scheduler.submit_for(10ms, [] {});
-  CHECK(hasty.reject_reason() == taskhive::RejectReason::queue_full);
-  gate.open();
-  first.join();
-  CHECK(patient.wait() == TaskState::succeeded);
+  SECTION("lets workers free a slot") {
+    std::thread opener([&] {
+      while (clock->waits.load() == 0) std::this_thread::yield();  // the submitter spins, waiting for room
+      gate.open();  // the worker then needs the submitter's mutex to free the slot
+    });
+    auto in_time = scheduler.submit_for(1h, [] {});
+    opener.join();
+    CHECK(in_time.wait() == TaskState::succeeded);
+  }
+  SECTION("lets a second submitter keep its own deadline") {
+    TaskHandle patient;
+    std::thread first([&] { patient = scheduler.submit_for(1h, [] {}); });
+    while (clock->waits.load() == 0) std::this_thread::yield();  // the first spins, waiting for room
+    // It used to hold the mutex for its whole hour: this one could not even look at its own 10 ms.
+    auto hasty = scheduler.submit_for(10ms, [] {});
+    CHECK(hasty.reject_reason() == taskhive::RejectReason::queue_full);
+    gate.open();
+    first.join();
+    CHECK(patient.wait() == TaskState::succeeded);
+  }
 }
 
 TEST_CASE("submit blocks on a full queue until a slot frees up", "[scheduler][capacity]") {
